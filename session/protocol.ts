@@ -1,0 +1,289 @@
+/**
+ * The control protocol between a host and its peers, carried as JSON text frames over the
+ * WebSocket at `/ws` on the host's port. One discriminated union keyed by `type`; every
+ * incoming frame goes through {@link decodeMessage}, which enforces the size cap and the shape
+ * of each field. Field tables live in `docs/protocol.md`.
+ */
+
+export const PROTOCOL_VERSION = 1;
+/** Largest control frame accepted, in bytes. Queues of 100 tracks fit with room to spare. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+export const MAX_PEERS = 5;
+export const MAX_NAME_LENGTH = 40;
+
+export type ClockColor = "green" | "yellow" | "red";
+export type TrackStateName = "downloading" | "decoding" | "ready" | "failed";
+
+export interface TrackInfo {
+  /** SHA-256 of the file, lowercase hex: the track's identity and its download address. */
+  id: string;
+  fileName: string;
+  title: string;
+  sizeBytes: number;
+  durationSec: number;
+}
+
+export interface PeerInfo {
+  id: number;
+  name: string;
+  clock: ClockColor;
+  offsetMs: number;
+  rttMs: number;
+  audio: { backend: string; device: boolean };
+  /** State of the current track on this peer, if any. */
+  track: TrackStateName | "none";
+}
+
+// ---- peer → host ----
+export interface HelloMsg {
+  type: "hello";
+  protocolVersion: number;
+  name: string;
+  client: "native" | "browser";
+  audio: { backend: string; device: boolean };
+}
+export interface ClockReportMsg {
+  type: "clock";
+  locked: boolean;
+  offsetMs: number;
+  driftPpm: number;
+  rttMs: number;
+  /** Estimated uncertainty of the offset (ms). */
+  errorMs: number;
+}
+export interface TrackStateMsg {
+  type: "trackState";
+  trackId: string;
+  state: TrackStateName;
+  progress: number;
+  error?: string;
+}
+export interface ByeMsg {
+  type: "bye";
+}
+
+// ---- host → peer ----
+export interface WelcomeMsg {
+  type: "welcome";
+  protocolVersion: number;
+  peerId: number;
+  name: string;
+  session: string;
+  hostName: string;
+}
+export interface RefusedMsg {
+  type: "refused";
+  reason: string;
+}
+export interface PeersMsg {
+  type: "peers";
+  peers: PeerInfo[];
+}
+export interface QueueMsg {
+  type: "queue";
+  tracks: TrackInfo[];
+  current: number;
+}
+/** Fetch and decode this track (GET /tracks/{id}). */
+export interface LoadMsg {
+  type: "load";
+  track: TrackInfo;
+}
+/** Play `trackId` so that track frame `fromFrame` is heard at host time `atHostMs`. */
+export interface PlayMsg {
+  type: "play";
+  trackId: string;
+  fromFrame: number;
+  atHostMs: number;
+}
+/** Go silent at host time `atHostMs`. */
+export interface PauseMsg {
+  type: "pause";
+  atHostMs: number;
+}
+export interface NoticeMsg {
+  type: "notice";
+  level: "info" | "warn" | "error";
+  text: string;
+}
+export interface HeartbeatMsg {
+  type: "heartbeat";
+  hostMs: number;
+}
+
+export type PeerToHost = HelloMsg | ClockReportMsg | TrackStateMsg | ByeMsg;
+export type HostToPeer =
+  | WelcomeMsg
+  | RefusedMsg
+  | PeersMsg
+  | QueueMsg
+  | LoadMsg
+  | PlayMsg
+  | PauseMsg
+  | NoticeMsg
+  | HeartbeatMsg;
+export type Message = PeerToHost | HostToPeer;
+
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+// ---- validation ----
+
+type Check = (v: unknown, path: string) => void;
+
+function fail(path: string, what: string): never {
+  throw new ProtocolError(`${path} ${what}`);
+}
+const str = (min: number, max: number): Check => (v, p) => {
+  if (typeof v !== "string") fail(p, "must be a string");
+  if (v.length < min || v.length > max) fail(p, `must be ${min}–${max} characters`);
+};
+const num = (min: number, max: number): Check => (v, p) => {
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(p, "must be a finite number");
+  if (v < min || v > max) fail(p, `must be between ${min} and ${max}`);
+};
+const int = (min: number, max: number): Check => (v, p) => {
+  num(min, max)(v, p);
+  if (!Number.isInteger(v)) fail(p, "must be an integer");
+};
+const bool: Check = (v, p) => {
+  if (typeof v !== "boolean") fail(p, "must be true or false");
+};
+const oneOf = (...values: string[]): Check => (v, p) => {
+  if (typeof v !== "string" || !values.includes(v)) fail(p, `must be one of ${values.join(", ")}`);
+};
+const sha256: Check = (v, p) => {
+  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) fail(p, "must be a SHA-256 hex digest");
+};
+const optional = (c: Check): Check => (v, p) => {
+  if (v !== undefined) c(v, p);
+};
+const obj = (fields: Record<string, Check>): Check => (v, p) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(p, "must be an object");
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!(k in fields)) fail(`${p}.${k}`, "is not a known field");
+  for (const [k, c] of Object.entries(fields)) c(o[k], `${p}.${k}`);
+};
+const arr = (item: Check, max: number): Check => (v, p) => {
+  if (!Array.isArray(v)) fail(p, "must be an array");
+  if (v.length > max) fail(p, `must have at most ${max} items`);
+  v.forEach((x, i) => item(x, `${p}[${i}]`));
+};
+
+const HOUR_MS = 3.6e6;
+/** Host times are epoch milliseconds; anything within ±10 years of 2020 is plausible. */
+const hostMs = num(1.2e12, 2.0e12);
+const trackInfo = obj({
+  id: sha256,
+  fileName: str(1, 255),
+  title: str(0, 255),
+  sizeBytes: int(0, 1e9),
+  durationSec: num(0, 24 * 3600),
+});
+const audio = obj({ backend: str(1, 20), device: bool });
+
+const schemas: Record<string, Check> = {
+  hello: obj({
+    type: str(1, 20),
+    protocolVersion: int(0, 1e6),
+    name: str(1, 200),
+    client: oneOf("native", "browser"),
+    audio,
+  }),
+  clock: obj({
+    type: str(1, 20),
+    locked: bool,
+    offsetMs: num(-HOUR_MS * 24 * 365, HOUR_MS * 24 * 365),
+    driftPpm: num(-1e5, 1e5),
+    rttMs: num(0, 60_000),
+    errorMs: num(0, 1e9),
+  }),
+  trackState: obj({
+    type: str(1, 20),
+    trackId: sha256,
+    state: oneOf("downloading", "decoding", "ready", "failed"),
+    progress: num(0, 1),
+    error: optional(str(0, 500)),
+  }),
+  bye: obj({ type: str(1, 20) }),
+  welcome: obj({
+    type: str(1, 20),
+    protocolVersion: int(0, 1e6),
+    peerId: int(0, 2 ** 31),
+    name: str(1, 200),
+    session: str(1, 200),
+    hostName: str(1, 200),
+  }),
+  refused: obj({ type: str(1, 20), reason: str(1, 500) }),
+  peers: obj({
+    type: str(1, 20),
+    peers: arr(
+      obj({
+        id: int(0, 2 ** 31),
+        name: str(1, 200),
+        clock: oneOf("green", "yellow", "red"),
+        offsetMs: num(-1e12, 1e12),
+        rttMs: num(0, 1e9),
+        audio,
+        track: oneOf("none", "downloading", "decoding", "ready", "failed"),
+      }),
+      64,
+    ),
+  }),
+  queue: obj({ type: str(1, 20), tracks: arr(trackInfo, 500), current: int(-1, 500) }),
+  load: obj({ type: str(1, 20), track: trackInfo }),
+  play: obj({
+    type: str(1, 20),
+    trackId: sha256,
+    fromFrame: num(0, 1e10),
+    atHostMs: hostMs,
+  }),
+  pause: obj({ type: str(1, 20), atHostMs: hostMs }),
+  notice: obj({ type: str(1, 20), level: oneOf("info", "warn", "error"), text: str(1, 1000) }),
+  heartbeat: obj({ type: str(1, 20), hostMs }),
+};
+
+const PEER_TYPES = new Set(["hello", "clock", "trackState", "bye"]);
+
+/**
+ * Parses and validates one control frame. Throws {@link ProtocolError} with a sentence naming
+ * the offending field; never returns a message that does not match its declared type.
+ */
+export function decodeMessage(frame: string | Uint8Array, from: "peer" | "host"): Message {
+  const bytes = typeof frame === "string" ? frame.length : frame.byteLength;
+  // String length ≤ byte length ≤ 3 × string length for UTF-16 → UTF-8, so check both bounds.
+  if (bytes > MAX_MESSAGE_BYTES) {
+    throw new ProtocolError(`message of ${bytes} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte cap`);
+  }
+  const text = typeof frame === "string" ? frame : new TextDecoder().decode(frame);
+  if (new TextEncoder().encode(text).byteLength > MAX_MESSAGE_BYTES) {
+    throw new ProtocolError(`message exceeds the ${MAX_MESSAGE_BYTES}-byte cap`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError("message is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("message must be a JSON object");
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== "string" || !Object.hasOwn(schemas, type)) {
+    throw new ProtocolError(`unknown message type ${JSON.stringify(type)?.slice(0, 40)}`);
+  }
+  if (PEER_TYPES.has(type) !== (from === "peer")) {
+    throw new ProtocolError(`a ${from} may not send "${type}"`);
+  }
+  schemas[type](value, type);
+  return value as Message;
+}
+
+export function encodeMessage(msg: Message): string {
+  const text = JSON.stringify(msg);
+  if (text.length > MAX_MESSAGE_BYTES) {
+    throw new ProtocolError(`refusing to send a ${msg.type} message of ${text.length} bytes`);
+  }
+  return text;
+}
