@@ -1,0 +1,55 @@
+import { assertEquals, assertNear, assertRejects, assertThrows, assertTrue } from "../tests/assert.ts";
+import { decodeMp3 } from "./decode.ts";
+import { MAX_FILE_BYTES, parseHeader, scanMp3 } from "./mp3_scan.ts";
+
+const fixture = (name: string) =>
+  Deno.readFileSync(new URL(`../tests/fixtures/${name}`, import.meta.url));
+
+Deno.test("scanMp3() reads rate, channels and duration from real LAME output", () => {
+  const f = scanMp3(fixture("noise48k.mp3"));
+  assertEquals(f.rateHz, 48000);
+  assertEquals(f.channels, 2);
+  assertNear(f.durationSec, 12, 0.05);
+  assertTrue(f.declaredFrames !== null, "LAME writes an Info tag");
+  assertEquals(scanMp3(fixture("tones44k.mp3")).rateHz, 44100);
+});
+
+Deno.test("scanMp3() refuses empty, renamed, truncated and oversized files with a reason", () => {
+  assertThrows(() => scanMp3(new Uint8Array()), /empty/);
+  assertThrows(() => scanMp3(fixture("notaudio.mp3")), /no MPEG audio frames/);
+  assertThrows(() => scanMp3(new Uint8Array(MAX_FILE_BYTES + 1)), /limit is 50 MB/);
+  const whole = fixture("noise48k.mp3");
+  assertThrows(() => scanMp3(whole.subarray(0, 40000)), /truncated/);
+  // Cut exactly on a frame boundary: only the Info tag's frame count can tell.
+  let at = 0, cut = 0;
+  while (at < 60000) {
+    const h = parseHeader(whole, at);
+    if (!h) { at++; continue; }
+    cut = at;
+    at += h.bytes;
+  }
+  assertThrows(() => scanMp3(whole.subarray(0, cut)), /truncated/);
+});
+
+Deno.test("scanMp3() does not mistake random bytes for audio (fuzz)", () => {
+  let seed = 42;
+  for (let n = 0; n < 200; n++) {
+    const b = new Uint8Array(2000 + (n * 37) % 5000);
+    for (let i = 0; i < b.length; i++) b[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    try {
+      scanMp3(b);
+    } catch (e) {
+      assertEquals((e as Error).name, "Mp3FormatError");
+    }
+  }
+});
+
+Deno.test("decodeMp3() decodes sample-exact length and names the file when it refuses", async () => {
+  const pcm = await decodeMp3(fixture("noise48k.mp3"), { id: "x", fileName: "noise48k.mp3" });
+  assertEquals(pcm.rateHz, 48000);
+  assertEquals(pcm.left.length, 12 * 48000, "gapless decode of a LAME file is sample-exact");
+  await assertRejects(
+    () => decodeMp3(fixture("truncated.mp3"), { id: "x", fileName: "truncated.mp3" }),
+    /Cannot use "truncated.mp3": the file is truncated/,
+  );
+});

@@ -1,0 +1,90 @@
+import type { HostMap, SimClock } from "../net/local_clock.ts";
+import type { Pcm, PlayerEvent, PlayerStats, Schedule } from "./player.ts";
+import type { SinkBackend } from "./sink.ts";
+
+export type ToWorker =
+  | { type: "open"; backend: SinkBackend | "auto"; wavPath?: string; sim: SimClock }
+  | { type: "map"; map: HostMap }
+  | { type: "track"; pcm: Pcm }
+  | { type: "drop"; trackId: string }
+  | { type: "schedule"; schedule: Schedule }
+  | { type: "volume"; volume: number; muted: boolean }
+  | { type: "close" };
+
+export interface OutputStatus {
+  playing: { trackId: string; frame: number } | null;
+  stats: PlayerStats;
+  deviceRatePpm: number;
+  deviceResets: number;
+  aheadMs: number;
+}
+
+export type FromWorker =
+  | { type: "opened"; backend: SinkBackend; audible: boolean; failure?: string }
+  | { type: "player"; event: PlayerEvent }
+  | ({ type: "status" } & OutputStatus)
+  | { type: "error"; text: string }
+  | { type: "closed" };
+
+/**
+ * The main thread's handle on the audio worker: a typed message port. All timing-critical work
+ * happens in the worker; this side only forwards commands and surfaces events.
+ */
+export class AudioOutput {
+  #worker: Worker;
+  #opened: Promise<Extract<FromWorker, { type: "opened" }>>;
+  #closed: Promise<void>;
+  status: OutputStatus | null = null;
+  onEvent: (e: PlayerEvent) => void = () => {};
+  onError: (text: string) => void = () => {};
+
+  constructor(opts: { backend: SinkBackend | "auto"; wavPath?: string; sim: SimClock }) {
+    this.#worker = new Worker(new URL("./output_worker.ts", import.meta.url), { type: "module" });
+    let opened!: (m: Extract<FromWorker, { type: "opened" }>) => void;
+    let closed!: () => void;
+    this.#opened = new Promise((r) => opened = r);
+    this.#closed = new Promise((r) => closed = r);
+    this.#worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      const m = ev.data;
+      if (m.type === "opened") opened(m);
+      else if (m.type === "player") this.onEvent(m.event);
+      else if (m.type === "status") this.status = m;
+      else if (m.type === "error") this.onError(m.text);
+      else if (m.type === "closed") closed();
+    };
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      this.onError(`audio engine failed: ${e.message}`);
+    };
+    this.#send({ type: "open", ...opts });
+  }
+
+  #send(m: ToWorker, transfer: Transferable[] = []) {
+    this.#worker.postMessage(m, transfer);
+  }
+
+  opened() {
+    return this.#opened;
+  }
+  setHostMap(map: HostMap) {
+    this.#send({ type: "map", map });
+  }
+  /** Hands the PCM to the audio thread (copied, so the caller may keep it). */
+  addTrack(pcm: Pcm) {
+    this.#send({ type: "track", pcm });
+  }
+  dropTrack(trackId: string) {
+    this.#send({ type: "drop", trackId });
+  }
+  schedule(schedule: Schedule) {
+    this.#send({ type: "schedule", schedule });
+  }
+  setVolume(volume: number, muted: boolean) {
+    this.#send({ type: "volume", volume, muted });
+  }
+  async close() {
+    this.#send({ type: "close" });
+    await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 1000))]);
+    this.#worker.terminate();
+  }
+}

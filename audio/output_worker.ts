@@ -1,0 +1,104 @@
+/// <reference lib="deno.worker" />
+/**
+ * The audio write loop, on its own thread so that decoding, networking and (in desktop mode)
+ * the webview pump on the main thread can never starve the device. It owns the sink, learns
+ * the device clock from the sink's timing reports and renders blocks with the Player.
+ */
+import { DeviceClock } from "./device_clock.ts";
+import { blockHostTimes, Player } from "./player.ts";
+import type { AudioSink } from "./sink.ts";
+import { openSink } from "./sinks/select.ts";
+import { type HostMap, IDENTITY_MAP, makeLocalClock } from "../net/local_clock.ts";
+import type { ToWorker } from "./output.ts";
+
+let sink: AudioSink | null = null;
+let running = false;
+let map: HostMap = IDENTITY_MAP;
+let player: Player | null = null;
+let clock = makeLocalClock();
+
+const post = (m: unknown, transfer: Transferable[] = []) => self.postMessage(m, transfer);
+
+self.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  try {
+    switch (m.type) {
+      case "open": {
+        clock = makeLocalClock(m.sim);
+        const opened = await openSink({ backend: m.backend, wavPath: m.wavPath });
+        sink = opened.sink;
+        player = new Player(sink.rateHz);
+        post({ type: "opened", backend: sink.backend, audible: sink.audible, failure: opened.failure });
+        running = true;
+        loop();
+        break;
+      }
+      case "map":
+        map = m.map;
+        break;
+      case "track":
+        player?.addTrack(m.pcm);
+        break;
+      case "drop":
+        player?.dropTrack(m.trackId);
+        break;
+      case "schedule":
+        player?.schedule(m.schedule);
+        break;
+      case "volume":
+        player?.setVolume(m.volume, m.muted);
+        break;
+      case "close":
+        running = false;
+        break;
+    }
+  } catch (e) {
+    post({ type: "error", text: (e as Error).message });
+  }
+};
+
+async function loop() {
+  const s = sink!, p = player!;
+  const dc = new DeviceClock(s.rateHz);
+  let written = 0;
+  let lastStatus = 0;
+  const minBlock = Math.round(s.rateHz / 400); // 2.5 ms: fewer, larger writes cost less CPU
+  const frameToLocal = (f: number) => clock.fromReal(dc.localMsOf(f));
+  while (running) {
+    const t = s.timing();
+    if (t) dc.add(t);
+    const n = s.writableFrames();
+    if (n >= minBlock) {
+      let block: Float32Array;
+      if (dc.ready) {
+        const { h0, msPerFrame } = blockHostTimes(frameToLocal, map, written, n);
+        block = p.render(n, h0, msPerFrame);
+      } else {
+        block = new Float32Array(n * 2);
+      }
+      s.write(block);
+      written += n;
+    }
+    if (p.events.length) {
+      for (const e of p.events) post({ type: "player", event: e });
+      p.events = [];
+    }
+    const now = performance.now();
+    if (now - lastStatus > 500 && dc.ready) {
+      lastStatus = now;
+      const playing = p.playing;
+      post({
+        type: "status",
+        playing,
+        stats: { ...p.stats },
+        deviceRatePpm: (dc.rateHz / s.rateHz - 1) * 1e6,
+        deviceResets: dc.resets,
+        aheadMs: ((written - (t?.frame ?? written)) * 1000) / s.rateHz,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 4));
+  }
+  await s.close();
+  post({ type: "closed" });
+  self.close();
+}

@@ -1,0 +1,221 @@
+import { type HostMap, localToHost } from "../net/local_clock.ts";
+
+/**
+ * Decides what every output frame contains. Pure: the write loop asks it to render the block
+ * of stream frames [frame, frame + n) and tells it when each of those frames will be heard, in
+ * host time; no timers are involved anywhere.
+ *
+ * Placement: a `play` schedule says "track frame P is heard at host time T", so output frame
+ * heard at host time h carries track frame P + (h − T)·rate. The track is read at a fractional
+ * position with cubic interpolation, which both resamples (44.1 kHz files on a 48 kHz device)
+ * and lets drift correction nudge the rate by a few hundred ppm without an audible step.
+ */
+
+export interface Pcm {
+  id: string;
+  rateHz: number;
+  left: Float32Array;
+  right: Float32Array;
+}
+
+export type Schedule =
+  | { kind: "play"; atHostMs: number; trackId: string; fromFrame: number }
+  | { kind: "silence"; atHostMs: number };
+
+export type PlayerEvent =
+  | { type: "started"; trackId: string; fromFrame: number; atHostMs: number }
+  | { type: "ended"; trackId: string; atHostMs: number }
+  | { type: "resync"; trackId: string; errorMs: number }
+  | { type: "missing"; trackId: string };
+
+/** Drift-control thresholds (ms of error between where we are and where we should be). */
+export const DRIFT = {
+  /** Below this the error is measurement noise: play at the measured rate, no correction. */
+  deadbandMs: 0.02,
+  /** Correction horizon: an error of e ms is removed at e/horizon, i.e. exponentially. */
+  horizonMs: 1000,
+  /** Largest rate nudge. 1000 ppm ≈ 1.7 cents, below what anyone hears on music. */
+  maxNudge: 0.001,
+  /** Beyond this, slewing would take too long: jump (with a short fade). */
+  resyncMs: 20,
+};
+const FADE_FRAMES = 96; // 2 ms at 48 kHz: long enough to avoid a click, short enough to be "now"
+
+export interface PlayerStats {
+  /** Last measured placement error (ms, positive = ahead). */
+  errorMs: number;
+  /** Current rate nudge, ppm. */
+  nudgePpm: number;
+  resyncs: number;
+}
+
+export class Player {
+  #tracks = new Map<string, Pcm>();
+  #queue: Schedule[] = [];
+  #current: Extract<Schedule, { kind: "play" }> | null = null;
+  #pos: number | null = null;
+  #fadeIn = 0;
+  #fadeOut = 0;
+  #fadeOutPos = 0;
+  #gain = 1;
+  #targetGain = 1;
+  #endedReported = false;
+  readonly stats: PlayerStats = { errorMs: 0, nudgePpm: 0, resyncs: 0 };
+  events: PlayerEvent[] = [];
+
+  constructor(readonly outRateHz: number) {}
+
+  addTrack(pcm: Pcm): void {
+    this.#tracks.set(pcm.id, pcm);
+  }
+  dropTrack(id: string): void {
+    this.#tracks.delete(id);
+  }
+  hasTrack(id: string): boolean {
+    return this.#tracks.has(id);
+  }
+
+  /** Schedules a change; later schedules at earlier times win over those queued after them. */
+  schedule(s: Schedule): void {
+    this.#queue = this.#queue.filter((q) => q.atHostMs < s.atHostMs);
+    this.#queue.push(s);
+  }
+
+  setVolume(volume: number, muted: boolean): void {
+    this.#targetGain = muted ? 0 : Math.max(0, Math.min(1, volume)) ** 2; // perceptual-ish taper
+  }
+
+  /** Track and position heard at host time `hostMs`, if playing. */
+  get playing(): { trackId: string; frame: number } | null {
+    return this.#current && this.#pos !== null
+      ? { trackId: this.#current.trackId, frame: this.#pos }
+      : null;
+  }
+
+  /**
+   * Renders n interleaved stereo frames. `h0` is the host time at which the first is heard,
+   * `msPerFrame` the host-time spacing of frames (device rate and both clocks' drift folded in).
+   */
+  render(n: number, h0: number, msPerFrame: number): Float32Array {
+    const out = new Float32Array(n * 2);
+    const gainStep = (this.#targetGain - this.#gain) / n;
+    let step = this.#control(h0, msPerFrame);
+    for (let i = 0; i < n; i++) {
+      const h = h0 + i * msPerFrame;
+      if (this.#queue.length > 0 && h >= this.#queue[0].atHostMs) {
+        step = this.#switch(this.#queue.shift()!, h, msPerFrame);
+      }
+      const g = this.#gain + gainStep * i;
+      let l = 0, r = 0;
+      const pcm = this.#current && this.#tracks.get(this.#current.trackId);
+      if (pcm && this.#pos !== null) {
+        if (this.#pos >= pcm.left.length) {
+          if (!this.#endedReported) {
+            this.#endedReported = true;
+            this.events.push({ type: "ended", trackId: pcm.id, atHostMs: h });
+          }
+        } else {
+          let env = 1;
+          if (this.#fadeIn < FADE_FRAMES) env = this.#fadeIn++ / FADE_FRAMES;
+          l = cubic(pcm.left, this.#pos) * env;
+          r = cubic(pcm.right, this.#pos) * env;
+          this.#pos += step;
+        }
+      }
+      if (this.#fadeOut > 0) {
+        // The tail of what was playing before a switch, faded to zero.
+        const prev = this.#fadeOutTrack;
+        if (prev) {
+          const env = this.#fadeOut / FADE_FRAMES;
+          l += cubic(prev.left, this.#fadeOutPos) * env;
+          r += cubic(prev.right, this.#fadeOutPos) * env;
+          this.#fadeOutPos += step;
+        }
+        this.#fadeOut--;
+      }
+      out[2 * i] = l * g;
+      out[2 * i + 1] = r * g;
+    }
+    this.#gain = this.#targetGain;
+    return out;
+  }
+
+  #fadeOutTrack: Pcm | null = null;
+
+  #switch(s: Schedule, h: number, msPerFrame: number): number {
+    const old = this.#current && this.#tracks.get(this.#current.trackId);
+    if (old && this.#pos !== null && this.#pos < old.left.length) {
+      this.#fadeOutTrack = old;
+      this.#fadeOutPos = this.#pos;
+      this.#fadeOut = FADE_FRAMES;
+    }
+    this.#current = null;
+    this.#pos = null;
+    if (s.kind === "silence") return 0;
+    const pcm = this.#tracks.get(s.trackId);
+    if (!pcm) {
+      this.events.push({ type: "missing", trackId: s.trackId });
+      return 0;
+    }
+    this.#current = s;
+    this.#pos = s.fromFrame + ((h - s.atHostMs) * pcm.rateHz) / 1000;
+    this.#fadeIn = s.fromFrame === 0 ? FADE_FRAMES : 0;
+    this.#endedReported = false;
+    this.events.push({ type: "started", trackId: s.trackId, fromFrame: s.fromFrame, atHostMs: h });
+    return (msPerFrame * pcm.rateHz) / 1000;
+  }
+
+  /** Per-block drift control; returns the track-frame step per output frame. */
+  #control(h0: number, msPerFrame: number): number {
+    const cur = this.#current;
+    const pcm = cur && this.#tracks.get(cur.trackId);
+    if (!cur || !pcm || this.#pos === null) return 0;
+    const ideal = cur.fromFrame + ((h0 - cur.atHostMs) * pcm.rateHz) / 1000;
+    const errMs = ((this.#pos - ideal) * 1000) / pcm.rateHz;
+    this.stats.errorMs = errMs;
+    const base = (msPerFrame * pcm.rateHz) / 1000;
+    if (Math.abs(errMs) > DRIFT.resyncMs) {
+      this.#fadeOutTrack = pcm;
+      this.#fadeOutPos = this.#pos;
+      this.#fadeOut = FADE_FRAMES;
+      this.#pos = ideal;
+      this.#fadeIn = 0;
+      this.stats.resyncs++;
+      this.events.push({ type: "resync", trackId: cur.trackId, errorMs: errMs });
+      this.stats.nudgePpm = 0;
+      return base;
+    }
+    if (Math.abs(errMs) < DRIFT.deadbandMs) {
+      this.stats.nudgePpm = 0;
+      return base;
+    }
+    const nudge = Math.max(-DRIFT.maxNudge, Math.min(DRIFT.maxNudge, -errMs / DRIFT.horizonMs));
+    this.stats.nudgePpm = nudge * 1e6;
+    return base * (1 + nudge);
+  }
+}
+
+/** Catmull-Rom interpolation of `x` at fractional index `pos` (0 outside the signal). */
+function cubic(x: Float32Array, pos: number): number {
+  const i = Math.floor(pos);
+  const t = pos - i;
+  if (i < 1 || i + 2 >= x.length) {
+    const a = x[i] ?? 0, b = x[i + 1] ?? 0;
+    return i < 0 ? 0 : a + (b - a) * t;
+  }
+  const p0 = x[i - 1], p1 = x[i], p2 = x[i + 1], p3 = x[i + 2];
+  return p1 + 0.5 * t *
+      (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)));
+}
+
+/** Host time of each end of a block of stream frames, from the device and host clock maps. */
+export function blockHostTimes(
+  frameToLocalMs: (frame: number) => number,
+  map: HostMap,
+  frame: number,
+  n: number,
+): { h0: number; msPerFrame: number } {
+  const h0 = localToHost(map, frameToLocalMs(frame));
+  const h1 = localToHost(map, frameToLocalMs(frame + n));
+  return { h0, msPerFrame: (h1 - h0) / n };
+}

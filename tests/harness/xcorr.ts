@@ -1,0 +1,107 @@
+/**
+ * Measures the lag between two recorded channels by cross-correlation over sliding windows,
+ * with sub-sample precision (parabolic interpolation around the peak). Positive lag: `b` is
+ * late relative to `a`. Used by the sync tests and the sync benchmark.
+ */
+
+function fft(re: Float64Array, im: Float64Array, inverse: boolean): void {
+  const n = re.length;
+  for (let i = 1, j = 0; i < n; i++) {
+    let bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) {
+      [re[i], re[j]] = [re[j], re[i]];
+      [im[i], im[j]] = [im[j], im[i]];
+    }
+  }
+  for (let len = 2; len <= n; len <<= 1) {
+    const ang = (2 * Math.PI) / len * (inverse ? 1 : -1);
+    const wr = Math.cos(ang), wi = Math.sin(ang);
+    for (let i = 0; i < n; i += len) {
+      let cr = 1, ci = 0;
+      for (let k = 0; k < len / 2; k++) {
+        const a = i + k, b = a + len / 2;
+        const tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr;
+        re[b] = re[a] - tr;
+        im[b] = im[a] - ti;
+        re[a] += tr;
+        im[a] += ti;
+        const ncr = cr * wr - ci * wi;
+        ci = cr * wi + ci * wr;
+        cr = ncr;
+      }
+    }
+  }
+}
+
+/** Lag (samples, fractional) of b relative to a within ±maxLag, and the normalised peak. */
+export function lagOf(a: Float32Array, b: Float32Array, maxLag: number): { lag: number; peak: number } {
+  const n = a.length;
+  let size = 1;
+  while (size < 2 * n) size <<= 1;
+  const ar = new Float64Array(size), ai = new Float64Array(size);
+  const br = new Float64Array(size), bi = new Float64Array(size);
+  let ea = 0, eb = 0;
+  for (let i = 0; i < n; i++) {
+    ar[i] = a[i];
+    br[i] = b[i];
+    ea += a[i] * a[i];
+    eb += b[i] * b[i];
+  }
+  fft(ar, ai, false);
+  fft(br, bi, false);
+  // corr[k] = Σ a[i]·b[i+k]  →  conj(A)·B
+  for (let i = 0; i < size; i++) {
+    const r = ar[i] * br[i] + ai[i] * bi[i];
+    const im = ar[i] * bi[i] - ai[i] * br[i];
+    ar[i] = r;
+    ai[i] = im;
+  }
+  fft(ar, ai, true);
+  const at = (k: number) => ar[(k + size) % size];
+  let best = 0, bestV = -Infinity;
+  for (let k = -maxLag; k <= maxLag; k++) {
+    if (at(k) > bestV) {
+      bestV = at(k);
+      best = k;
+    }
+  }
+  const y0 = at(best - 1), y1 = at(best), y2 = at(best + 1);
+  const den = y0 - 2 * y1 + y2;
+  const frac = den !== 0 ? (0.5 * (y0 - y2)) / den : 0;
+  return { lag: best + frac, peak: y1 / size / Math.sqrt(ea * eb || 1) };
+}
+
+export interface LagSeries {
+  /** Window centre (s from the recording start) and lag (ms) for windows with a clear peak. */
+  points: { atSec: number; lagMs: number }[];
+}
+
+/** Sliding-window lags between two channels, skipping windows where either is silent. */
+export function lagSeries(
+  a: Float32Array,
+  b: Float32Array,
+  opts: { rateHz?: number; windowSec?: number; hopSec?: number; maxLagMs?: number } = {},
+): LagSeries {
+  const rate = opts.rateHz ?? 48000;
+  const win = Math.round((opts.windowSec ?? 0.25) * rate);
+  const hop = Math.round((opts.hopSec ?? 0.5) * rate);
+  const maxLag = Math.round(((opts.maxLagMs ?? 50) * rate) / 1000);
+  const points: LagSeries["points"] = [];
+  const rms = (x: Float32Array) => Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length);
+  for (let s = 0; s + win <= Math.min(a.length, b.length); s += hop) {
+    const wa = a.subarray(s, s + win), wb = b.subarray(s, s + win);
+    if (rms(wa) < 0.01 || rms(wb) < 0.01) continue;
+    const { lag, peak } = lagOf(wa, wb, maxLag);
+    if (peak < 0.5) continue;
+    points.push({ atSec: (s + win / 2) / rate, lagMs: (lag * 1000) / rate });
+  }
+  return { points };
+}
+
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
