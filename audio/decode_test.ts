@@ -1,4 +1,10 @@
-import { assertEquals, assertNear, assertRejects, assertThrows, assertTrue } from "../tests/assert.ts";
+import {
+  assertEquals,
+  assertNear,
+  assertRejects,
+  assertThrows,
+  assertTrue,
+} from "../tests/assert.ts";
 import { decodeMp3 } from "./decode.ts";
 import { MAX_FILE_BYTES, parseHeader, scanMp3 } from "./mp3_scan.ts";
 
@@ -24,7 +30,10 @@ Deno.test("scanMp3() refuses empty, renamed, truncated and oversized files with 
   let at = 0, cut = 0;
   while (at < 60000) {
     const h = parseHeader(whole, at);
-    if (!h) { at++; continue; }
+    if (!h) {
+      at++;
+      continue;
+    }
     cut = at;
     at += h.bytes;
   }

@@ -28,7 +28,12 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         const opened = await openSink({ backend: m.backend, wavPath: m.wavPath });
         sink = opened.sink;
         player = new Player(sink.rateHz);
-        post({ type: "opened", backend: sink.backend, audible: sink.audible, failure: opened.failure });
+        post({
+          type: "opened",
+          backend: sink.backend,
+          audible: sink.audible,
+          failure: opened.failure,
+        });
         running = true;
         loop();
         break;

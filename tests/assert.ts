@@ -5,7 +5,10 @@ export const assertEquals: <T>(actual: T, expected: T, msg?: string) => void = a
 export function assertThrows(fn: () => unknown, match: RegExp = /./): void {
   assert.throws(fn, match);
 }
-export async function assertRejects(fn: () => Promise<unknown>, match: RegExp = /./): Promise<void> {
+export async function assertRejects(
+  fn: () => Promise<unknown>,
+  match: RegExp = /./,
+): Promise<void> {
   await assert.rejects(fn, match);
 }
 export function assertTrue(cond: unknown, msg?: string): asserts cond {

@@ -45,7 +45,9 @@ const SAMPLE_FLOAT32LE = 5;
 const FLAG_AUTO_TIMING_UPDATE = 0x8;
 const FLAG_ADJUST_LATENCY = 0x2000;
 
-let libc: Deno.DynamicLibrary<{ clock_gettime: { parameters: ["i32", "buffer"]; result: "i32" } }> | null = null;
+let libc:
+  | Deno.DynamicLibrary<{ clock_gettime: { parameters: ["i32", "buffer"]; result: "i32" } }>
+  | null = null;
 const timespec = new BigInt64Array(2);
 
 /**
@@ -156,7 +158,11 @@ export class PulseSink implements AudioSink {
   }
 
   write(interleaved: Float32Array): void {
-    const bytes = new Uint8Array(interleaved.buffer, interleaved.byteOffset, interleaved.byteLength);
+    const bytes = new Uint8Array(
+      interleaved.buffer,
+      interleaved.byteOffset,
+      interleaved.byteLength,
+    );
     // free_cb NULL: libpulse copies the data before returning.
     if (this.#pa.pa_stream_write(this.#stream, bytes, BigInt(bytes.length), null, 0n, 0) < 0) {
       this.#fail("write failed");

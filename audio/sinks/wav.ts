@@ -27,7 +27,11 @@ export class WavSink extends NullSink {
 
   override write(interleaved: Float32Array): void {
     super.write(interleaved);
-    const bytes = new Uint8Array(interleaved.buffer, interleaved.byteOffset, interleaved.byteLength);
+    const bytes = new Uint8Array(
+      interleaved.buffer,
+      interleaved.byteOffset,
+      interleaved.byteLength,
+    );
     let done = 0;
     while (done < bytes.length) done += this.#file!.writeSync(bytes.subarray(done));
     this.#dataBytes += bytes.length;
@@ -43,7 +47,8 @@ export class WavSink extends NullSink {
 
   #header(dataBytes: number): Uint8Array {
     const h = new DataView(new ArrayBuffer(44));
-    const ascii = (at: number, s: string) => [...s].forEach((c, i) => h.setUint8(at + i, c.charCodeAt(0)));
+    const ascii = (at: number, s: string) =>
+      [...s].forEach((c, i) => h.setUint8(at + i, c.charCodeAt(0)));
     ascii(0, "RIFF");
     h.setUint32(4, 36 + dataBytes, true);
     ascii(8, "WAVE");

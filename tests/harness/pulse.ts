@@ -18,8 +18,11 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
   const lines = [
     "load-module module-native-protocol-unix auth-anonymous=1",
     `load-module module-null-sink sink_name=bus rate=48000 channels=${devices} channel_map=${channels}`,
-    ...Array.from({ length: devices }, (_, k) =>
-      `load-module module-remap-sink sink_name=dev${k} master=bus master_channel_map=aux${k} channel_map=mono remix=no`),
+    ...Array.from(
+      { length: devices },
+      (_, k) =>
+        `load-module module-remap-sink sink_name=dev${k} master=bus master_channel_map=aux${k} channel_map=mono remix=no`,
+    ),
     "set-default-sink dev0",
   ];
   await Deno.writeTextFile(`${dir}/my.pa`, lines.join("\n") + "\n");
@@ -35,8 +38,16 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
     HOME: dir,
   };
   const out = await new Deno.Command("pulseaudio", {
-    args: ["-D", "-n", "-F", `${dir}/my.pa`, "--exit-idle-time=-1", "--use-pid-file=yes",
-      "--disallow-exit", "--log-target=stderr"],
+    args: [
+      "-D",
+      "-n",
+      "-F",
+      `${dir}/my.pa`,
+      "--exit-idle-time=-1",
+      "--use-pid-file=yes",
+      "--disallow-exit",
+      "--log-target=stderr",
+    ],
     env: base,
     stdout: "piped",
     stderr: "piped",
@@ -44,11 +55,18 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
     throw new Error(`Cannot start PulseAudio (is the pulseaudio package installed?): ${e.message}`);
   });
   if (!out.success) {
-    throw new Error(`PulseAudio failed to start: ${new TextDecoder().decode(out.stderr).slice(-800)}`);
+    throw new Error(
+      `PulseAudio failed to start: ${new TextDecoder().decode(out.stderr).slice(-800)}`,
+    );
   }
   // Wait until the socket answers.
-  for (let i = 0; ; i++) {
-    const probe = await new Deno.Command("pactl", { args: ["info"], env: base, stdout: "null", stderr: "null" })
+  for (let i = 0;; i++) {
+    const probe = await new Deno.Command("pactl", {
+      args: ["info"],
+      env: base,
+      stdout: "null",
+      stderr: "null",
+    })
       .output();
     if (probe.success) break;
     if (i > 100) throw new Error("PulseAudio started but its socket never answered");
@@ -83,7 +101,10 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
 export function recordBus(pulse: PrivatePulse, path: string) {
   const channels = Array.from({ length: pulse.devices }, (_, k) => `aux${k}`).join(",");
   const child = new Deno.Command("sh", {
-    args: ["-c", `exec parec -d bus.monitor --rate=48000 --format=float32le --channels=${pulse.devices} --channel-map=${channels} --no-remix --raw --latency-msec=20 > '${path}'`],
+    args: [
+      "-c",
+      `exec parec -d bus.monitor --rate=48000 --format=float32le --channels=${pulse.devices} --channel-map=${channels} --no-remix --raw --latency-msec=20 > '${path}'`,
+    ],
     env: pulse.env(0),
     stdout: "null",
     stderr: "piped",
@@ -95,7 +116,11 @@ export function recordBus(pulse: PrivatePulse, path: string) {
       } catch { /* exited */ }
       await child.status;
       const bytes = await Deno.readFile(path);
-      const all = new Float32Array(bytes.buffer, 0, Math.floor(bytes.byteLength / 4 / pulse.devices) * pulse.devices);
+      const all = new Float32Array(
+        bytes.buffer,
+        0,
+        Math.floor(bytes.byteLength / 4 / pulse.devices) * pulse.devices,
+      );
       const n = all.length / pulse.devices;
       return Array.from({ length: pulse.devices }, (_, k) => {
         const ch = new Float32Array(n);

@@ -36,7 +36,11 @@ function fft(re: Float64Array, im: Float64Array, inverse: boolean): void {
 }
 
 /** Lag (samples, fractional) of b relative to a within ±maxLag, and the normalised peak. */
-export function lagOf(a: Float32Array, b: Float32Array, maxLag: number): { lag: number; peak: number } {
+export function lagOf(
+  a: Float32Array,
+  b: Float32Array,
+  maxLag: number,
+): { lag: number; peak: number } {
   const n = a.length;
   let size = 1;
   while (size < 2 * n) size <<= 1;

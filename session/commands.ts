@@ -1,0 +1,151 @@
+/**
+ * The engine's one control surface: typed commands in, typed events out. Headless mode reads
+ * commands as words or JSON lines on stdin and prints events as JSON lines; the UI will send
+ * the same commands over its WebSocket. Parsing is pure and never throws: a bad line becomes
+ * a {@link CommandError} with a sentence.
+ */
+
+export type Command =
+  | { cmd: "add"; path: string }
+  | { cmd: "play" }
+  | { cmd: "pause" }
+  | { cmd: "resume" }
+  | { cmd: "stop" }
+  | { cmd: "seek"; seconds: number }
+  | { cmd: "skip" }
+  | { cmd: "volume"; level: number }
+  | { cmd: "mute" }
+  | { cmd: "unmute" }
+  | { cmd: "status" }
+  | { cmd: "quit" };
+
+export type CommandName = Command["cmd"];
+/** Commands a peer may run: they only touch this device. */
+export const LOCAL_COMMANDS: ReadonlySet<CommandName> = new Set([
+  "volume",
+  "mute",
+  "unmute",
+  "status",
+  "quit",
+]);
+
+export interface CommandError {
+  error: string;
+}
+
+const NO_ARGS = new Set([
+  "play",
+  "pause",
+  "resume",
+  "stop",
+  "skip",
+  "mute",
+  "unmute",
+  "status",
+  "quit",
+]);
+const USAGE =
+  "add PATH, play, pause, resume, stop, seek SECONDS, skip, volume 0..1, mute, unmute, " +
+  "status, quit";
+const MAX_LINE = 8192;
+
+export function parseCommand(line: string): Command | CommandError {
+  const text = line.trim();
+  if (text.length > MAX_LINE) return { error: `Command is longer than ${MAX_LINE} characters.` };
+  let name: string, arg: unknown, json = false;
+  if (text.startsWith("{")) {
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(text);
+    } catch {
+      return { error: "Command is not valid JSON." };
+    }
+    if (typeof o !== "object" || o === null || typeof o.cmd !== "string") {
+      return { error: 'A JSON command needs a "cmd" field, e.g. {"cmd":"play"}.' };
+    }
+    json = true;
+    name = o.cmd;
+    arg = o.path ?? o.seconds ?? o.level;
+  } else {
+    const space = text.indexOf(" ");
+    name = (space < 0 ? text : text.slice(0, space)).toLowerCase();
+    arg = space < 0 ? undefined : text.slice(space + 1).trim();
+  }
+  if (NO_ARGS.has(name)) return { cmd: name } as Command;
+  switch (name) {
+    case "add": {
+      if (typeof arg !== "string" || arg === "") {
+        return { error: "add needs a file path: add PATH" };
+      }
+      // Words mode: allow a quoted path with spaces.
+      const path = !json && /^".*"$/.test(arg) ? arg.slice(1, -1) : arg;
+      return { cmd: "add", path };
+    }
+    case "seek": {
+      const s = typeof arg === "number" ? arg : Number(arg);
+      if (arg === undefined || arg === "" || !Number.isFinite(s) || s < 0) {
+        return { error: "seek needs a position in seconds ≥ 0: seek 42" };
+      }
+      return { cmd: "seek", seconds: s };
+    }
+    case "volume": {
+      const v = typeof arg === "number" ? arg : Number(arg);
+      if (arg === undefined || arg === "" || !Number.isFinite(v) || v < 0 || v > 1) {
+        return { error: "volume needs a level from 0 to 1: volume 0.5" };
+      }
+      return { cmd: "volume", level: v };
+    }
+    case "":
+      return { error: `Empty command. Commands: ${USAGE}.` };
+    default:
+      return { error: `Unknown command "${name.slice(0, 40)}". Commands: ${USAGE}.` };
+  }
+}
+
+/** Every event the engine emits; `type` is the discriminator, times are host ms. */
+export type EngineEvent =
+  | {
+    type: "session";
+    role: "host" | "peer";
+    session: string;
+    name: string;
+    port?: number;
+    host?: string;
+  }
+  | { type: "audio"; backend: string; audible: boolean; warning?: string }
+  | { type: "peer-joined"; id: number; name: string }
+  | { type: "peer-left"; id: number; name: string; reason: string }
+  | { type: "peer-refused"; name: string; reason: string }
+  | { type: "peers"; peers: unknown[] }
+  | {
+    type: "clock";
+    locked: boolean;
+    offsetMs: number;
+    driftPpm: number;
+    rttMs: number;
+    errorMs: number;
+    color: string;
+  }
+  | { type: "queue"; tracks: unknown[]; current: number }
+  | {
+    type: "transfer";
+    trackId: string;
+    fileName: string;
+    peer?: string;
+    state: string;
+    progress: number;
+    error?: string;
+  }
+  | { type: "track-ready"; trackId: string; fileName: string; peer?: string }
+  | { type: "track-ready-all"; trackId: string; fileName: string }
+  | { type: "playing"; trackId: string; title: string; positionSec: number; atHostMs: number }
+  | { type: "paused"; trackId: string; positionSec: number; atHostMs: number }
+  | { type: "stopped"; atHostMs: number }
+  | { type: "started"; trackId: string; atHostMs: number }
+  | { type: "ended"; trackId: string; atHostMs: number }
+  | { type: "volume"; level: number; muted: boolean }
+  | { type: "status"; [key: string]: unknown }
+  | { type: "notice"; level: "info" | "warn" | "error"; message: string }
+  | { type: "error"; message: string }
+  | { type: "host-disconnected"; message: string }
+  | { type: "quit" };
