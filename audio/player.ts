@@ -54,7 +54,8 @@ export class Player {
   #queue: Schedule[] = [];
   #current: Extract<Schedule, { kind: "play" }> | null = null;
   #pos: number | null = null;
-  #fadeIn = 0;
+  /** Frames of fade-in done; FADE_FRAMES means none pending. */
+  #fadeIn = FADE_FRAMES;
   #fadeOut = 0;
   #fadeOutPos = 0;
   #gain = 1;
@@ -159,6 +160,7 @@ export class Player {
     }
     this.#current = s;
     this.#pos = s.fromFrame + ((h - s.atHostMs) * pcm.rateHz) / 1000;
+    // Resuming or seeking mid-track fades in over 2 ms; a track's first frame needs no fade.
     this.#fadeIn = s.fromFrame === 0 ? FADE_FRAMES : 0;
     this.#endedReported = false;
     this.events.push({ type: "started", trackId: s.trackId, fromFrame: s.fromFrame, atHostMs: h });

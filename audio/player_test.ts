@@ -1,0 +1,103 @@
+import { assertEquals, assertNear, assertTrue } from "../tests/assert.ts";
+import { Player } from "./player.ts";
+
+/** A track whose sample value is its own frame index / 1e6: output reveals the position. */
+function rampTrack(id: string, frames: number, rateHz = 48000) {
+  const left = new Float32Array(frames), right = new Float32Array(frames);
+  for (let i = 0; i < frames; i++) left[i] = right[i] = i / 1e6;
+  return { id, rateHz, left, right };
+}
+const MS = 1000 / 48000;
+const T = 1.75e12;
+
+Deno.test("play places track frame P at exactly the output frame heard at host time T", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 480000));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  // The block starts 2.5 frames before T: frames 0–2 silent, frame 3 carries P + 0.5.
+  const out = p.render(480, T - 2.5 * MS, MS);
+  assertEquals(out[0], 0);
+  assertEquals(out[4], 0);
+  assertNear(out[6] * 1e6, 0.5, 0.01);
+  assertNear(out[2 * 100] * 1e6, 97.5, 0.01);
+  assertEquals(p.events[0].type, "started");
+});
+
+Deno.test("pause at T silences from T on, after a 2 ms fade", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 480000));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 50000, atHostMs: T });
+  p.render(480, T, MS);
+  p.schedule({ kind: "silence", atHostMs: T + 15 });
+  const out = p.render(960, T + 10, MS);
+  assertTrue(out[2 * 100] > 0, "still playing before T");
+  assertEquals(out[2 * 900], 0, "silent after the fade");
+  assertEquals(p.playing, null);
+});
+
+Deno.test("a late schedule (joining mid-song) starts at the current position, not at P", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 48000 * 60));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  const out = p.render(480, T + 20_000, MS); // 20 s after the song started
+  assertNear(out[0] * 1e6, 20 * 48000, 0.1); // float32 ramp precision
+});
+
+Deno.test("drift control pulls a 0.5 ms error to under 0.05 ms within 4 s, without a jump", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 48000 * 60));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  let h = T;
+  p.render(480, h, MS);
+  h += 10;
+  // From now on the device is really 100 ppm slower than first thought, and the clock estimate
+  // moved by 0.5 ms: the ideal position jumps but the output must not.
+  const ms = MS * (1 + 100e-6);
+  let prev = -1, maxStep = 0;
+  for (let i = 0; i < 400; i++) {
+    const out = p.render(480, h + 0.5, ms);
+    for (let k = 0; k < 480; k++) {
+      const v = out[2 * k] * 1e6;
+      if (prev >= 0) maxStep = Math.max(maxStep, Math.abs(v - prev - 1));
+      prev = v;
+    }
+    h += 480 * ms;
+  }
+  assertTrue(Math.abs(p.stats.errorMs) < 0.05, `error ${p.stats.errorMs} ms`);
+  // float32 ramp values limit this check to ~0.02 frames; a resync would be 24 frames.
+  assertTrue(maxStep < 0.05, `position never jumps (largest step deviation ${maxStep} frames)`);
+  assertEquals(p.stats.resyncs, 0);
+});
+
+Deno.test("an error past 20 ms resyncs at once instead of slewing", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 48000 * 60));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  p.render(480, T, MS);
+  const out = p.render(480, T + 10 + 50, MS); // the clock estimate jumped 50 ms
+  assertEquals(p.stats.resyncs, 1);
+  assertNear(out[2 * 200] * 1e6, (60 * 48000) / 1000 + 200, 0.5);
+});
+
+Deno.test("a 44.1 kHz track is resampled: one second of output covers 44100 track frames", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("b", 441000, 44100));
+  p.schedule({ kind: "play", trackId: "b", fromFrame: 0, atHostMs: T });
+  const out = p.render(48000, T, MS);
+  assertNear(out[2 * 47999] * 1e6, 47999 * 44100 / 48000, 0.05);
+});
+
+Deno.test("volume and mute scale the output; ended is reported once at the end", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 1000));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  p.setVolume(0.5, false);
+  p.render(10, T, MS);
+  const out = p.render(100, T + 10 * MS, MS);
+  assertNear(out[0] * 1e6, 10 * 0.25, 0.01);
+  p.setVolume(0.5, true);
+  p.render(100, T + 110 * MS, MS);
+  assertEquals(p.render(100, T + 210 * MS, MS)[0], 0);
+  p.render(1000, T + 310 * MS, MS);
+  assertEquals(p.events.filter((e) => e.type === "ended").length, 1);
+});
