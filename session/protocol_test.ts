@@ -2,7 +2,13 @@ import { assertEquals, assertThrows, assertTrue } from "../tests/assert.ts";
 import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from "./protocol.ts";
 
 const SHA = "a".repeat(64);
-const hello = { type: "hello", protocolVersion: PROTOCOL_VERSION, name: "Sam", client: "native", audio: { backend: "pulse", device: true } } as const;
+const hello = {
+  type: "hello",
+  protocolVersion: PROTOCOL_VERSION,
+  name: "Sam",
+  client: "native",
+  audio: { backend: "pulse", device: true },
+} as const;
 
 Deno.test("decodeMessage() accepts well-formed messages in the right direction", () => {
   assertEquals(decodeMessage(JSON.stringify(hello), "peer"), hello);
@@ -11,14 +17,42 @@ Deno.test("decodeMessage() accepts well-formed messages in the right direction",
 });
 
 Deno.test("decodeMessage() names the offending field", () => {
-  assertThrows(() => decodeMessage(JSON.stringify({ ...hello, name: 5 }), "peer"), /hello\.name must be a string/);
-  assertThrows(() => decodeMessage(JSON.stringify({ ...hello, extra: 1 }), "peer"), /hello\.extra is not a known field/);
-  assertThrows(() => decodeMessage(JSON.stringify({ type: "trackState", trackId: "../../etc/passwd", state: "ready", progress: 1 }), "peer"), /SHA-256/);
-  assertThrows(() => decodeMessage(JSON.stringify({ type: "play", trackId: SHA, fromFrame: 0, atHostMs: NaN }), "host"), /finite/);
+  assertThrows(
+    () => decodeMessage(JSON.stringify({ ...hello, name: 5 }), "peer"),
+    /hello\.name must be a string/,
+  );
+  assertThrows(
+    () => decodeMessage(JSON.stringify({ ...hello, extra: 1 }), "peer"),
+    /hello\.extra is not a known field/,
+  );
+  assertThrows(
+    () =>
+      decodeMessage(
+        JSON.stringify({
+          type: "trackState",
+          trackId: "../../etc/passwd",
+          state: "ready",
+          progress: 1,
+        }),
+        "peer",
+      ),
+    /SHA-256/,
+  );
+  assertThrows(
+    () =>
+      decodeMessage(
+        JSON.stringify({ type: "play", trackId: SHA, fromFrame: 0, atHostMs: NaN }),
+        "host",
+      ),
+    /finite/,
+  );
 });
 
 Deno.test("decodeMessage() refuses host messages from peers and the reverse", () => {
-  assertThrows(() => decodeMessage(JSON.stringify({ type: "pause", atHostMs: 1.75e12 }), "peer"), /a peer may not send "pause"/);
+  assertThrows(
+    () => decodeMessage(JSON.stringify({ type: "pause", atHostMs: 1.75e12 }), "peer"),
+    /a peer may not send "pause"/,
+  );
   assertThrows(() => decodeMessage(JSON.stringify(hello), "host"), /a host may not send "hello"/);
 });
 
@@ -33,7 +67,27 @@ Deno.test("decodeMessage() enforces the size cap before parsing", () => {
 Deno.test("decodeMessage() never throws anything but ProtocolError on random input (fuzz)", () => {
   let seed = 1234;
   const rand = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32;
-  const atoms = ['"type"', '"hello"', '"play"', ":", ",", "{", "}", "[", "]", "1e400", "-0", "null", '"x"', "true", '"protocolVersion"', "1", '"\\u0000"', '"trackId"', '"' + SHA + '"'];
+  const atoms = [
+    '"type"',
+    '"hello"',
+    '"play"',
+    ":",
+    ",",
+    "{",
+    "}",
+    "[",
+    "]",
+    "1e400",
+    "-0",
+    "null",
+    '"x"',
+    "true",
+    '"protocolVersion"',
+    "1",
+    '"\\u0000"',
+    '"trackId"',
+    '"' + SHA + '"',
+  ];
   let accepted = 0;
   for (let i = 0; i < 5000; i++) {
     const n = 1 + Math.floor(rand() * 14);

@@ -4,16 +4,28 @@
  * fresh Debian/Ubuntu machine, as root, it installs what is missing; otherwise it says exactly
  * what to install. Tests never skip for a missing part: they fail loudly instead.
  */
-const PACKAGES = ["pulseaudio", "pulseaudio-utils", "libpulse0", "libportaudio2", "libasound2-plugins", "iproute2"];
+const PACKAGES = [
+  "pulseaudio",
+  "pulseaudio-utils",
+  "libpulse0",
+  "libportaudio2",
+  "libasound2-plugins",
+  "iproute2",
+];
 
 async function has(bin: string): Promise<boolean> {
-  const r = await new Deno.Command("sh", { args: ["-c", `command -v ${bin}`], stdout: "null", stderr: "null" })
+  const r = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${bin}`],
+    stdout: "null",
+    stderr: "null",
+  })
     .output();
   return r.success;
 }
 
 async function hasLib(name: string): Promise<boolean> {
-  const r = await new Deno.Command("sh", { args: ["-c", `ldconfig -p | grep -q ${name}`] }).output();
+  const r = await new Deno.Command("sh", { args: ["-c", `ldconfig -p | grep -q ${name}`] })
+    .output();
   return r.success;
 }
 
@@ -30,9 +42,14 @@ if (missing) {
   console.error(`Installing test dependencies: ${PACKAGES.join(" ")}`);
   const env = { DEBIAN_FRONTEND: "noninteractive" };
   const run = async (args: string[]) => {
-    const r = await new Deno.Command(sudo[0] ?? args[0], { args: sudo.length ? args : args.slice(1), env }).spawn().status;
+    const r = await new Deno.Command(sudo[0] ?? args[0], {
+      args: sudo.length ? args : args.slice(1),
+      env,
+    }).spawn().status;
     if (!r.success) {
-      console.error(`"${args.join(" ")}" failed; install these packages by hand: ${PACKAGES.join(" ")}`);
+      console.error(
+        `"${args.join(" ")}" failed; install these packages by hand: ${PACKAGES.join(" ")}`,
+      );
       Deno.exit(1);
     }
   };

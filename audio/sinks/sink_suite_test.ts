@@ -17,7 +17,10 @@ async function exercise(sink: AudioSink, seconds: number) {
     const n = sink.writableFrames();
     if (n > 0) {
       const block = new Float32Array(n * 2);
-      for (let i = 0; i < n; i++) block[2 * i] = block[2 * i + 1] = 0.5 * Math.sin(2 * Math.PI * 1000 * (written + i) / sink.rateHz);
+      for (let i = 0; i < n; i++) {
+        block[2 * i] = block[2 * i + 1] = 0.5 *
+          Math.sin(2 * Math.PI * 1000 * (written + i) / sink.rateHz);
+      }
       sink.write(block);
       written += n;
     }
@@ -31,7 +34,13 @@ async function exercise(sink: AudioSink, seconds: number) {
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-  return { written, maxAheadMs, observations, backwards, ratePpm: (dc.rateHz / sink.rateHz - 1) * 1e6 };
+  return {
+    written,
+    maxAheadMs,
+    observations,
+    backwards,
+    ratePpm: (dc.rateHz / sink.rateHz - 1) * 1e6,
+  };
 }
 
 for (const backend of ["null", "wav", "pulse", "portaudio"] as SinkBackend[]) {
@@ -65,13 +74,19 @@ for (const backend of ["null", "wav", "pulse", "portaudio"] as SinkBackend[]) {
         assertTrue(r.written > 1.5 * sink.rateHz, `accepted audio for seconds (${summary})`);
         if (backend === "wav") {
           const bytes = (await Deno.stat(`${tmp}/out.wav`)).size;
-          assertTrue(bytes === 44 + r.written * 8, `wav holds every frame written (${bytes} bytes)`);
+          assertTrue(
+            bytes === 44 + r.written * 8,
+            `wav holds every frame written (${bytes} bytes)`,
+          );
         }
         if (rec) {
           const [ch] = await rec.stop();
           let loud = 0;
           for (const v of ch) if (Math.abs(v) > 0.2) loud++;
-          assertTrue(loud / 48000 > 0.5, `the tone was really played (${(loud / 48000).toFixed(2)} s loud)`);
+          assertTrue(
+            loud / 48000 > 0.5,
+            `the tone was really played (${(loud / 48000).toFixed(2)} s loud)`,
+          );
         }
       } finally {
         for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);

@@ -14,7 +14,8 @@ export interface Lan {
 }
 
 async function sh(cmd: string): Promise<void> {
-  const out = await new Deno.Command("sh", { args: ["-ec", cmd], stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command("sh", { args: ["-ec", cmd], stdout: "piped", stderr: "piped" })
+    .output();
   if (!out.success) {
     throw new Error(`"${cmd}" failed: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
@@ -34,7 +35,9 @@ export async function createLan(hosts: number): Promise<Lan> {
     },
   };
   try {
-    await sh(`ip netns add ${br} && ip -n ${br} link add br0 type bridge && ip -n ${br} link set br0 up`);
+    await sh(
+      `ip netns add ${br} && ip -n ${br} link add br0 type bridge && ip -n ${br} link set br0 up`,
+    );
     for (let i = 0; i < hosts; i++) {
       const a = `va${tag}${i}`, b = `vb${tag}${i}`;
       await sh([
@@ -51,7 +54,9 @@ export async function createLan(hosts: number): Promise<Lan> {
     }
   } catch (e) {
     await lan.destroy();
-    throw new Error(`Cannot create network namespaces (needs root and iproute2): ${(e as Error).message}`);
+    throw new Error(
+      `Cannot create network namespaces (needs root and iproute2): ${(e as Error).message}`,
+    );
   }
   return lan;
 }

@@ -64,7 +64,11 @@ export class AppProcess {
       const hit = this.events.find(pred);
       if (hit) return hit;
       if (Date.now() > deadline) {
-        throw new Error(`Timed out waiting for ${what}. Events: ${JSON.stringify(this.events.slice(-8))}\nstderr: ${this.stderr.slice(-1500)}`);
+        throw new Error(
+          `Timed out waiting for ${what}. Events: ${
+            JSON.stringify(this.events.slice(-8))
+          }\nstderr: ${this.stderr.slice(-1500)}`,
+        );
       }
       await new Promise<void>((r) => {
         const t = setTimeout(r, 200);

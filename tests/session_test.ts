@@ -1,0 +1,237 @@
+/**
+ * Bad input against real processes on loopback (null audio): the user gets a sentence and the
+ * session keeps running.
+ */
+import { assertEquals, assertTrue } from "./assert.ts";
+import { AppProcess } from "./harness/proc.ts";
+import { PROTOCOL_VERSION } from "../session/protocol.ts";
+
+const fixture = (n: string) => new URL(`./fixtures/${n}`, import.meta.url).pathname;
+const opts = { sanitizeOps: false, sanitizeResources: false };
+let nextPort = 17000 + Math.floor(Math.random() * 2000);
+
+function host(extra: string[] = []) {
+  const port = nextPort++;
+  const p = new AppProcess([
+    "host",
+    "--headless",
+    "--name",
+    "Test Jam",
+    "--as",
+    "Alex",
+    "--port",
+    String(port),
+    "--audio",
+    "null",
+    "--no-advertise",
+    ...extra,
+  ]);
+  return { p, port };
+}
+
+function rawPeer(
+  port: number,
+  name: string,
+): Promise<{ ws: WebSocket; first: Record<string, unknown> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+  return new Promise((resolve, reject) => {
+    ws.onopen = () =>
+      ws.send(
+        JSON.stringify({
+          type: "hello",
+          protocolVersion: PROTOCOL_VERSION,
+          name,
+          client: "native",
+          audio: { backend: "null", device: false },
+        }),
+      );
+    ws.onmessage = (e) => resolve({ ws, first: JSON.parse(e.data) });
+    ws.onerror = () => reject(new Error("socket error"));
+  });
+}
+
+Deno.test({
+  name: "non-MP3, truncated, empty and missing files are refused by name and the session goes on",
+  ...opts,
+  async fn() {
+    const { p } = host();
+    try {
+      await p.waitFor((e) => e.type === "session");
+      for (const f of ["notaudio.mp3", "truncated.mp3", "empty.mp3", "nope.mp3"]) {
+        await p.send(`add ${fixture(f)}`);
+      }
+      await p.send(`add ${fixture("noise48k.mp3")}`);
+      await p.waitFor((e) => e.type === "queue");
+      const errors = p.events.filter((e) => e.type === "error").map((e) => e.message as string);
+      assertTrue(
+        errors.some((m) => /Cannot use "notaudio.mp3": no MPEG audio frames found/.test(m)),
+        errors.join("\n"),
+      );
+      assertTrue(
+        errors.some((m) => /Cannot use "truncated.mp3": the file is truncated/.test(m)),
+        errors.join("\n"),
+      );
+      assertTrue(
+        errors.some((m) => /Cannot use "empty.mp3": the file is empty/.test(m)),
+        errors.join("\n"),
+      );
+      assertTrue(
+        errors.some((m) => /Cannot use "nope.mp3": the file does not exist/.test(m)),
+        errors.join("\n"),
+      );
+      const q = p.events.find((e) => e.type === "queue")!;
+      assertEquals((q.tracks as unknown[]).length, 1);
+      await p.send("bogus");
+      await p.waitFor((e) =>
+        e.type === "error" && /Unknown command "bogus"/.test(e.message as string)
+      );
+      assertEquals((await p.quit()).code, 0);
+    } finally {
+      p.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "a 6th peer is refused with a sentence; oversized and malformed messages are rejected",
+  ...opts,
+  async fn() {
+    const { p, port } = host();
+    const sockets: WebSocket[] = [];
+    try {
+      await p.waitFor((e) => e.type === "session");
+      for (let i = 0; i < 5; i++) {
+        const { ws, first } = await rawPeer(port, "Sam");
+        sockets.push(ws);
+        assertEquals(first.type, "welcome");
+        assertEquals(first.name, i === 0 ? "Sam" : `Sam (${i + 1})`);
+      }
+      // The 6th, through the real command line: exit code 4 and the host's reason.
+      const sixth = new AppProcess([
+        "join",
+        "--headless",
+        `127.0.0.1:${port}`,
+        "--as",
+        "Lee",
+        "--audio",
+        "null",
+        "--cache-dir",
+        await Deno.makeTempDir(),
+      ]);
+      const err = await sixth.waitFor((e) => e.type === "error");
+      assertTrue(
+        /full: it already has 5 of 5 peers/.test(err.message as string),
+        err.message as string,
+      );
+      assertEquals((await sixth.exited).code, 4);
+      // Oversized message: closed, host unharmed.
+      const big = sockets[0];
+      const closed = new Promise((r) => big.onclose = r);
+      big.send(JSON.stringify({ type: "clock", pad: "x".repeat(300_000) }));
+      await closed;
+      await p.waitFor((e) => e.type === "peer-left");
+      // Malformed message from a joined peer: a notice, the peer stays.
+      sockets[1].send("{not json");
+      await p.waitFor((e) => e.type === "notice" && /not valid JSON/.test(e.message as string));
+      // A slot is free again: a new peer is welcomed.
+      const { ws, first } = await rawPeer(port, "Kim");
+      sockets.push(ws);
+      assertEquals(first.type, "welcome");
+    } finally {
+      for (const s of sockets) s.close();
+      await p.quit();
+    }
+  },
+});
+
+Deno.test({
+  name: "a peer killed mid-transfer leaves; the host plays on and serves the next peer",
+  ...opts,
+  async fn() {
+    const { p, port } = host([fixture("noise48k.mp3")]);
+    try {
+      await p.waitFor((e) => e.type === "queue");
+      const { first } = await rawPeer(port, "Dropper");
+      assertEquals(first.type, "welcome");
+      const id = (p.events.find((e) => e.type === "queue")!.tracks as { id: string }[])[0].id;
+      // Start a download and vanish after 10 kB.
+      const res = await fetch(`http://127.0.0.1:${port}/tracks/${id}`);
+      const reader = res.body!.getReader();
+      await reader.read();
+      await reader.cancel();
+      // Only shared files are reachable.
+      assertEquals((await fetch(`http://127.0.0.1:${port}/tracks/${"0".repeat(64)}`)).status, 404);
+      assertEquals((await fetch(`http://127.0.0.1:${port}/tracks/..%2Fmain.ts`)).status, 404);
+      // Range resume works.
+      const part = await fetch(`http://127.0.0.1:${port}/tracks/${id}`, {
+        headers: { Range: "bytes=100-199" },
+      });
+      assertEquals(part.status, 206);
+      assertEquals((await part.arrayBuffer()).byteLength, 100);
+      const peer = new AppProcess([
+        "join",
+        "--headless",
+        `127.0.0.1:${port}`,
+        "--as",
+        "Sam",
+        "--audio",
+        "null",
+        "--cache-dir",
+        await Deno.makeTempDir(),
+      ]);
+      await p.waitFor((e) => e.type === "track-ready" && e.peer === "Sam", 20000);
+      peer.kill("SIGKILL");
+      await p.waitFor((e) => e.type === "peer-left" && e.name === "Sam");
+      await p.send("status");
+      await p.waitFor((e) => e.type === "status");
+    } finally {
+      await p.quit();
+    }
+  },
+});
+
+Deno.test({
+  name: "command line: bad flags and values exit 2 with one line; --help exits 0",
+  ...opts,
+  async fn() {
+    const run = async (args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return {
+        code: out.code,
+        err: new TextDecoder().decode(out.stderr).trim(),
+        out: new TextDecoder().decode(out.stdout),
+      };
+    };
+    const cases: [string[], RegExp][] = [
+      [["host", "--headless", "--name", "X", "--as", "A", "--bogus"], /Unknown option --bogus/],
+      [
+        ["host", "--headless", "--name", "X", "--as", "A", "--port", "abc"],
+        /--port must be a number/,
+      ],
+      [
+        ["host", "--headless", "--name", "X", "--as", "A", "--port", "70000"],
+        /--port must be a whole number from 1 to 65535/,
+      ],
+      [["join", "--headless", "--as", "S", "nohost"], /HOST:PORT/],
+      [["join", "--headless", "--as", "S", "h:1", "--audio", "alsa"], /--audio must be one of/],
+      [["dance"], /Unknown command "dance"/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await run(args);
+      assertEquals(r.code, 2, args.join(" "));
+      assertTrue(
+        re.test(r.err) && r.err.split("\n").filter((l) => l.startsWith("phaselock:")).length === 1,
+        r.err,
+      );
+    }
+    for (const c of ["host", "join", "list"]) {
+      const r = await run([c, "--help"]);
+      assertEquals(r.code, 0);
+      assertTrue(r.out.includes(`phaselock ${c}`));
+    }
+  },
+});
