@@ -1,3 +1,5 @@
+import { hostToLocal, localToHost } from "./local_clock.ts";
+
 /**
  * Estimates the host's clock from NTP-style exchanges: offset and drift (rate difference)
  * from the best recent samples. Pure: the caller supplies local times, so tests drive it with
@@ -119,21 +121,16 @@ export class ClockFilter {
 
   /** host − local predicted at local time `localMs`. */
   offsetAt(localMs: number): number {
-    const e = this.#estimate;
-    if (!e) return 0;
-    return e.offsetMs + (localMs - e.refLocalMs) * e.driftPpm * 1e-6;
+    return this.toHost(localMs) - localMs;
   }
 
   toHost(localMs: number): number {
-    return localMs + this.offsetAt(localMs);
+    return this.#estimate ? localToHost(this.#estimate, localMs) : localMs;
   }
 
   /** Inverse of {@link toHost}; exact for a linear fit. */
   toLocal(hostMs: number): number {
-    const e = this.#estimate;
-    if (!e) return hostMs;
-    // Solve host = l + o + (l − ref)·k around `ref` to keep precision at epoch magnitudes.
-    return e.refLocalMs + (hostMs - e.refLocalMs - e.offsetMs) / (1 + e.driftPpm * 1e-6);
+    return this.#estimate ? hostToLocal(this.#estimate, hostMs) : hostMs;
   }
 
   #refit(): void {

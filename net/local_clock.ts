@@ -43,6 +43,7 @@ export const IDENTITY_MAP: HostMap = { offsetMs: 0, driftPpm: 0, refLocalMs: 0 }
 export function localToHost(m: HostMap, localMs: number): number {
   return localMs + m.offsetMs + (localMs - m.refLocalMs) * m.driftPpm * 1e-6;
 }
+/** Inverse of {@link localToHost}, solved around `refLocalMs` to keep precision at epoch scale. */
 export function hostToLocal(m: HostMap, hostMs: number): number {
   return m.refLocalMs + (hostMs - m.refLocalMs - m.offsetMs) / (1 + m.driftPpm * 1e-6);
 }

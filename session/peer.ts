@@ -38,6 +38,7 @@ export class PeerEngine {
   #loading = new Set<string>();
   #ready = new Set<string>();
   #tracks = new Map<string, TrackInfo>();
+  #rates = new Map<string, number>();
   #volume = 1;
   #muted = false;
   #ended!: (why: PeerEnd) => void;
@@ -219,7 +220,7 @@ export class PeerEngine {
           type: "playing",
           trackId: m.trackId,
           title: this.#tracks.get(m.trackId)?.title ?? m.trackId,
-          positionSec: m.fromFrame / 48000,
+          positionSec: m.fromFrame / (this.#rates.get(m.trackId) ?? 48000),
           atHostMs: m.atHostMs,
         });
         return;
@@ -293,6 +294,7 @@ export class PeerEngine {
       state("decoding", 1);
       const pcm = await decodeMp3(await Deno.readFile(path), { id: t.id, fileName: t.fileName });
       this.#output.addTrack(pcm);
+      this.#rates.set(t.id, pcm.rateHz);
       this.#ready.add(t.id);
       state("ready", 1);
       this.emit({ type: "track-ready", trackId: t.id, fileName: t.fileName });
