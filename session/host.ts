@@ -159,7 +159,7 @@ export class HostEngine {
       case "seek":
         return this.seek(c.seconds);
       case "skip":
-        return this.skip();
+        return this.skipTrack();
       case "volume":
       case "mute":
       case "unmute":
@@ -365,7 +365,7 @@ export class HostEngine {
     }
   }
 
-  skip(): void {
+  skipTrack(): void {
     if (this.#current + 1 >= this.#queue.length) {
       this.emit({
         type: "error",
