@@ -4,6 +4,8 @@
  */
 export interface Event {
   type: string;
+  /** When the harness read this event (real ms: performance.timeOrigin + performance.now()). */
+  rxMs?: number;
   [k: string]: unknown;
 }
 
@@ -16,9 +18,16 @@ export class AppProcess {
   #waiters: (() => void)[] = [];
   stderr = "";
   readonly exited: Promise<Deno.CommandStatus>;
+  /** Real ms at which the process was spawned. */
+  readonly spawnedMs = performance.timeOrigin + performance.now();
 
-  constructor(args: string[], opts: { env?: Record<string, string>; prefix?: string[] } = {}) {
-    const cmd = [...(opts.prefix ?? []), Deno.execPath(), "run", "-A", `${ROOT}main.ts`, ...args];
+  /** Runs `main.ts` (or another `script`) with `args`, optionally behind a `prefix` command. */
+  constructor(
+    args: string[],
+    opts: { env?: Record<string, string>; prefix?: string[]; script?: string } = {},
+  ) {
+    const script = opts.script ?? `${ROOT}main.ts`;
+    const cmd = [...(opts.prefix ?? []), Deno.execPath(), "run", "-A", script, ...args];
     this.child = new Deno.Command(cmd[0], {
       args: cmd.slice(1),
       cwd: ROOT,
@@ -29,10 +38,11 @@ export class AppProcess {
     }).spawn();
     this.#writer = this.child.stdin.getWriter();
     this.#pump(this.child.stdout, (line) => {
+      const rxMs = performance.timeOrigin + performance.now();
       try {
-        this.events.push(JSON.parse(line));
+        this.events.push({ ...JSON.parse(line), rxMs });
       } catch {
-        this.events.push({ type: "unparsed", line });
+        this.events.push({ type: "unparsed", line, rxMs });
       }
       for (const w of this.#waiters.splice(0)) w();
     });
@@ -98,5 +108,21 @@ export class AppProcess {
     try {
       this.child.kill(sig);
     } catch { /* already exited */ }
+  }
+}
+
+/** CPU time and memory of a running process, from /proc (Linux). */
+export async function procUsage(
+  pid: number,
+): Promise<{ cpuSec: number; rssMb: number; peakRssMb: number } | null> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    return { cpuSec: ticks / 100, rssMb: kb("VmRSS") / 1024, peakRssMb: kb("VmHWM") / 1024 };
+  } catch {
+    return null;
   }
 }

@@ -94,39 +94,125 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
   };
 }
 
+/** A recording of the bus: one channel per device, and when each sample was captured. */
+export interface BusRecording {
+  channels: Float32Array[];
+  rateHz: number;
+  /**
+   * Real time (ms, `performance.timeOrigin + performance.now()`) at which sample `i` reached
+   * the monitor, from a lower-envelope fit of chunk arrival times: accurate to about one chunk
+   * (reported as `chunkMs`), plenty for "pressed play → sound" but not for sync figures,
+   * which come from comparing channels of the one recording.
+   */
+  realMsOf(i: number): number;
+  /** Sample index captured at real time `ms` (inverse of realMsOf). */
+  sampleAt(ms: number): number;
+  chunkMs: number;
+}
+
 /**
  * Records the bus monitor as float32 with one channel per device, until `stop()`.
  * Start it before the players so their first sound is captured.
  */
-export function recordBus(pulse: PrivatePulse, path: string) {
+export function recordBus(pulse: PrivatePulse): { stop(): Promise<BusRecording> } {
+  const rateHz = 48000;
   const channels = Array.from({ length: pulse.devices }, (_, k) => `aux${k}`).join(",");
-  const child = new Deno.Command("sh", {
+  const child = new Deno.Command("parec", {
     args: [
-      "-c",
-      `exec parec -d bus.monitor --rate=48000 --format=float32le --channels=${pulse.devices} --channel-map=${channels} --no-remix --raw --latency-msec=20 > '${path}'`,
+      "-d",
+      "bus.monitor",
+      `--rate=${rateHz}`,
+      "--format=float32le",
+      `--channels=${pulse.devices}`,
+      `--channel-map=${channels}`,
+      "--no-remix",
+      "--raw",
+      "--latency-msec=10",
     ],
     env: pulse.env(0),
-    stdout: "null",
-    stderr: "piped",
+    stdout: "piped",
+    stderr: "null",
   }).spawn();
+  const frameBytes = 4 * pulse.devices;
+  const chunks: Uint8Array[] = [];
+  const arrivals: { endFrame: number; atMs: number }[] = [];
+  let bytes = 0;
+  const reading = (async () => {
+    for await (const c of child.stdout) {
+      const atMs = performance.timeOrigin + performance.now();
+      chunks.push(c);
+      bytes += c.byteLength;
+      arrivals.push({ endFrame: bytes / frameBytes, atMs });
+    }
+  })();
   return {
-    async stop(): Promise<Float32Array[]> {
+    async stop(): Promise<BusRecording> {
       try {
         child.kill("SIGTERM");
       } catch { /* exited */ }
       await child.status;
-      const bytes = await Deno.readFile(path);
-      const all = new Float32Array(
-        bytes.buffer,
-        0,
-        Math.floor(bytes.byteLength / 4 / pulse.devices) * pulse.devices,
-      );
-      const n = all.length / pulse.devices;
-      return Array.from({ length: pulse.devices }, (_, k) => {
-        const ch = new Float32Array(n);
-        for (let i = 0; i < n; i++) ch[i] = all[i * pulse.devices + k];
+      await reading;
+      const frames = Math.floor(bytes / frameBytes);
+      const all = new Uint8Array(frames * frameBytes);
+      let off = 0;
+      for (const c of chunks) {
+        const n = Math.min(c.byteLength, all.length - off);
+        all.set(c.subarray(0, n), off);
+        off += n;
+        if (off >= all.length) break;
+      }
+      chunks.length = 0;
+      const f = new Float32Array(all.buffer);
+      const chans = Array.from({ length: pulse.devices }, (_, k) => {
+        const ch = new Float32Array(frames);
+        for (let i = 0; i < frames; i++) ch[i] = f[i * pulse.devices + k];
         return ch;
       });
+      const fit = arrivalFit(arrivals, rateHz);
+      return {
+        channels: chans,
+        rateHz,
+        realMsOf: (i) => fit.a + fit.b * i,
+        sampleAt: (ms) => (ms - fit.a) / fit.b,
+        chunkMs: fit.chunkMs,
+      };
     },
   };
+}
+
+/**
+ * Fits arrival time ≈ a + b·frame through the earliest arrivals (per 2 s bin), so scheduling
+ * delays of the reader only ever push points up, never the fit.
+ */
+export function arrivalFit(
+  arrivals: { endFrame: number; atMs: number }[],
+  rateHz: number,
+): { a: number; b: number; chunkMs: number } {
+  const msPerFrame = 1000 / rateHz;
+  const bins = new Map<number, { endFrame: number; atMs: number }>();
+  for (const p of arrivals) {
+    const key = Math.floor(p.endFrame / (2 * rateHz));
+    const d = p.atMs - p.endFrame * msPerFrame;
+    const cur = bins.get(key);
+    if (!cur || d < cur.atMs - cur.endFrame * msPerFrame) bins.set(key, p);
+  }
+  const pts = [...bins.values()];
+  const steps = arrivals.slice(1).map((p, i) => (p.endFrame - arrivals[i].endFrame) * msPerFrame);
+  const chunkMs = steps.length ? steps.sort((x, y) => x - y)[Math.floor(steps.length / 2)] : 0;
+  if (pts.length < 3) {
+    const p = pts[0] ?? { endFrame: 0, atMs: 0 };
+    return { a: p.atMs - p.endFrame * msPerFrame, b: msPerFrame, chunkMs };
+  }
+  const mx = pts.reduce((s, p) => s + p.endFrame, 0) / pts.length;
+  const my = pts.reduce((s, p) => s + p.atMs, 0) / pts.length;
+  let sxx = 0, sxy = 0;
+  for (const p of pts) {
+    sxx += (p.endFrame - mx) ** 2;
+    sxy += (p.endFrame - mx) * (p.atMs - my);
+  }
+  const b = sxy / sxx;
+  // Shift down so every bin minimum lies on or above the line.
+  let a = my - b * mx;
+  a += Math.min(...pts.map((p) => p.atMs - (a + b * p.endFrame)));
+  return { a, b, chunkMs };
 }
