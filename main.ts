@@ -8,6 +8,13 @@ import { SINK_BACKENDS, type SinkBackend } from "./audio/sink.ts";
 import { browse } from "./net/discovery.ts";
 import { makeLocalClock } from "./net/local_clock.ts";
 import { type EngineEvent, parseCommand } from "./session/commands.ts";
+import {
+  CHANNEL_MODES,
+  delayProblem,
+  type DeviceSettings,
+  isChannelMode,
+  SettingsStore,
+} from "./session/device_settings.ts";
 import { HostEngine } from "./session/host.ts";
 import { PeerEngine } from "./session/peer.ts";
 
@@ -36,11 +43,15 @@ Creates a jam, advertises it on the LAN and queues the files given.
   --audio BACKEND           auto | pulse | portaudio | null | wav (default auto)
   --wav-out FILE            output file for --audio wav
   --no-advertise            do not announce the jam by mDNS
+  --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
+  --channel MODE            stereo | left | right | mono (remembered per device)
+  --config-dir DIR          where speaker settings are remembered
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
 Commands on stdin: add PATH, play, pause, resume, stop, seek SECONDS, skip, volume 0..1,
-mute, unmute, status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
+mute, unmute, delay MS, channel MODE, channel PEER MODE, status, quit — or JSON, e.g.
+{"cmd":"seek","seconds":42}.`,
   join: `phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME [options]
 
 Joins a jam directly or by LAN discovery (the first jam, or the first named SESSION).
@@ -48,11 +59,14 @@ Joins a jam directly or by LAN discovery (the first jam, or the first named SESS
   --audio BACKEND           auto | pulse | portaudio | null | wav (default auto)
   --wav-out FILE            output file for --audio wav
   --cache-dir DIR           where received tracks are kept
+  --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
+  --channel MODE            stereo | left | right | mono (remembered per device)
+  --config-dir DIR          where speaker settings are remembered
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
-Commands on stdin: volume 0..1, mute, unmute, status, quit. Exits with code 3 when the host
-goes away, 4 when it refuses the join.`,
+Commands on stdin: volume 0..1, mute, unmute, delay MS, channel MODE, status, quit. Exits
+with code 3 when the host goes away, 4 when it refuses the join.`,
   list: `phaselock list [--timeout-ms 2000]
 
 Prints the jams discovered on the LAN as a JSON array.`,
@@ -68,6 +82,9 @@ const COMMON: Spec = {
   "wav-out": "string",
   "sim-clock-offset-ms": "number",
   "sim-clock-skew-ppm": "number",
+  "speaker-delay-ms": "number",
+  channel: "string",
+  "config-dir": "string",
 };
 const SPECS: Record<string, Spec> = {
   host: { ...COMMON, name: "string", port: "number", bind: "string", "no-advertise": "boolean" },
@@ -137,6 +154,36 @@ function clockOf(flags: Record<string, unknown>) {
   });
 }
 
+/** Speaker settings given on the command line (they override the remembered ones). */
+function deviceOf(flags: Record<string, unknown>): Partial<DeviceSettings> {
+  const out: Partial<DeviceSettings> = {};
+  const d = flags["speaker-delay-ms"];
+  if (d !== undefined) {
+    const bad = delayProblem(d as number);
+    if (bad) throw new UsageError(`--speaker-delay-ms: ${bad}`);
+    out.speakerDelayMs = d as number;
+  }
+  const c = flags.channel;
+  if (c !== undefined) {
+    if (!isChannelMode(c)) {
+      throw new UsageError(`--channel must be one of ${CHANNEL_MODES.join(", ")}; got "${c}".`);
+    }
+    out.channel = c;
+  }
+  return out;
+}
+
+function settingsStore(flags: Record<string, unknown>): SettingsStore {
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  let dir = flags["config-dir"] as string | undefined;
+  if (!dir) {
+    if (Deno.build.os === "windows") dir = `${Deno.env.get("APPDATA") ?? home}\\PhaseLock`;
+    else if (Deno.build.os === "darwin") dir = `${home}/Library/Application Support/PhaseLock`;
+    else dir = `${Deno.env.get("XDG_CONFIG_HOME") ?? `${home}/.config`}/phaselock`;
+  }
+  return new SettingsStore(`${dir}/settings.json`);
+}
+
 function cacheDir(): string {
   const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
   if (Deno.build.os === "windows") {
@@ -190,6 +237,8 @@ async function runHost(flags: Record<string, unknown>, files: string[]): Promise
       audio: backendOf(flags),
       wavPath: flags["wav-out"] as string | undefined,
       advertise: !flags["no-advertise"],
+      device: deviceOf(flags),
+      settings: settingsStore(flags),
     },
     clockOf(flags),
     out,
@@ -272,6 +321,8 @@ async function runJoin(flags: Record<string, unknown>, positional: string[]): Pr
       audio: backendOf(flags),
       wavPath: flags["wav-out"] as string | undefined,
       cacheDir: (flags["cache-dir"] as string | undefined) ?? cacheDir(),
+      device: deviceOf(flags),
+      settings: settingsStore(flags),
     },
     clockOf(flags),
     out,

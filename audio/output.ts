@@ -1,5 +1,5 @@
 import type { HostMap, SimClock } from "../net/local_clock.ts";
-import type { Pcm, PlayerEvent, PlayerStats, Schedule } from "./player.ts";
+import type { ChannelMode, Pcm, PlayerEvent, PlayerStats, Schedule } from "./player.ts";
 import type { SinkBackend } from "./sink.ts";
 
 export type ToWorker =
@@ -9,6 +9,8 @@ export type ToWorker =
   | { type: "drop"; trackId: string }
   | { type: "schedule"; schedule: Schedule }
   | { type: "volume"; volume: number; muted: boolean }
+  | { type: "speakerDelay"; ms: number }
+  | { type: "channel"; channel: ChannelMode }
   | { type: "close" };
 
 export interface OutputStatus {
@@ -20,7 +22,7 @@ export interface OutputStatus {
 }
 
 export type FromWorker =
-  | { type: "opened"; backend: SinkBackend; audible: boolean; failure?: string }
+  | { type: "opened"; backend: SinkBackend; device: string; audible: boolean; failure?: string }
   | { type: "player"; event: PlayerEvent }
   | ({ type: "status" } & OutputStatus)
   | { type: "error"; text: string }
@@ -81,6 +83,12 @@ export class AudioOutput {
   }
   setVolume(volume: number, muted: boolean) {
     this.#send({ type: "volume", volume, muted });
+  }
+  setSpeakerDelay(ms: number) {
+    this.#send({ type: "speakerDelay", ms });
+  }
+  setChannel(channel: ChannelMode) {
+    this.#send({ type: "channel", channel });
   }
   async close() {
     this.#send({ type: "close" });

@@ -16,6 +16,8 @@ let running = false;
 let map: HostMap = IDENTITY_MAP;
 let player: Player | null = null;
 let clock = makeLocalClock();
+/** Output leaves this device this long before it is heard (external speaker latency). */
+let speakerDelayMs = 0;
 
 const post = (m: unknown, transfer: Transferable[] = []) => self.postMessage(m, transfer);
 
@@ -31,6 +33,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         post({
           type: "opened",
           backend: sink.backend,
+          device: `${sink.backend}:${deviceName(sink.backend, m.wavPath)}`,
           audible: sink.audible,
           failure: opened.failure,
         });
@@ -52,6 +55,13 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         break;
       case "volume":
         player?.setVolume(m.volume, m.muted);
+        break;
+      case "speakerDelay":
+        speakerDelayMs = m.ms;
+        player?.realign();
+        break;
+      case "channel":
+        player?.setChannel(m.channel);
         break;
       case "close":
         running = false;
@@ -77,7 +87,8 @@ async function loop() {
       let block: Float32Array;
       if (dc.ready) {
         const { h0, msPerFrame } = blockHostTimes(frameToLocal, map, written, n);
-        block = p.render(n, h0, msPerFrame);
+        // A frame written now is heard speakerDelayMs later than the device reports.
+        block = p.render(n, h0 + speakerDelayMs, msPerFrame);
       } else {
         block = new Float32Array(n * 2);
       }
@@ -106,4 +117,11 @@ async function loop() {
   await s.close();
   post({ type: "closed" });
   self.close();
+}
+
+/** Which output device this is, to remember its settings by. */
+function deviceName(backend: string, wavPath?: string): string {
+  if (backend === "pulse") return Deno.env.get("PULSE_SINK") ?? "default";
+  if (backend === "wav") return wavPath ?? "file";
+  return "default";
 }

@@ -1,4 +1,5 @@
 import { type HostMap, localToHost } from "../net/local_clock.ts";
+import { DriftController } from "./drift.ts";
 
 /**
  * Decides what every output frame contains. Pure: the write loop asks it to render the block
@@ -10,6 +11,10 @@ import { type HostMap, localToHost } from "../net/local_clock.ts";
  * position with cubic interpolation, which both resamples (44.1 kHz files on a 48 kHz device)
  * and lets drift correction nudge the rate by a few hundred ppm without an audible step.
  */
+
+/** What a device plays of a stereo track: both channels, one of them on both, or a mix. */
+export const CHANNEL_MODES = ["stereo", "left", "right", "mono"] as const;
+export type ChannelMode = typeof CHANNEL_MODES[number];
 
 export interface Pcm {
   id: string;
@@ -28,17 +33,6 @@ export type PlayerEvent =
   | { type: "resync"; trackId: string; errorMs: number }
   | { type: "missing"; trackId: string };
 
-/** Drift-control thresholds (ms of error between where we are and where we should be). */
-export const DRIFT = {
-  /** Below this the error is measurement noise: play at the measured rate, no correction. */
-  deadbandMs: 0.02,
-  /** Correction horizon: an error of e ms is removed at e/horizon, i.e. exponentially. */
-  horizonMs: 1000,
-  /** Largest rate nudge. 1000 ppm ≈ 1.7 cents, below what anyone hears on music. */
-  maxNudge: 0.001,
-  /** Beyond this, slewing would take too long: jump (with a short fade). */
-  resyncMs: 20,
-};
 const FADE_FRAMES = 96; // 2 ms at 48 kHz: long enough to avoid a click, short enough to be "now"
 
 export interface PlayerStats {
@@ -61,7 +55,9 @@ export class Player {
   #gain = 1;
   #targetGain = 1;
   #endedReported = false;
-  readonly stats: PlayerStats = { errorMs: 0, nudgePpm: 0, resyncs: 0 };
+  #channel: ChannelMode = "stereo";
+  #realign = false;
+  readonly #drift = new DriftController();
   events: PlayerEvent[] = [];
 
   constructor(readonly outRateHz: number) {}
@@ -82,8 +78,24 @@ export class Player {
     this.#queue.push(s);
   }
 
+  setChannel(mode: ChannelMode): void {
+    this.#channel = mode;
+  }
+
+  /**
+   * Moves to the ideal position at the next block (with a crossfade) instead of slewing:
+   * for deliberate changes such as a new speaker delay, which the listener expects at once.
+   */
+  realign(): void {
+    this.#realign = true;
+  }
+
   setVolume(volume: number, muted: boolean): void {
     this.#targetGain = muted ? 0 : Math.max(0, Math.min(1, volume)) ** 2; // perceptual-ish taper
+  }
+
+  get stats(): PlayerStats {
+    return { ...this.#drift.stats };
   }
 
   /** Track and position heard at host time `hostMs`, if playing. */
@@ -134,6 +146,10 @@ export class Player {
         }
         this.#fadeOut--;
       }
+      if (this.#channel !== "stereo") {
+        const v = this.#channel === "left" ? l : this.#channel === "right" ? r : (l + r) / 2;
+        l = r = v;
+      }
       out[2 * i] = l * g;
       out[2 * i + 1] = r * g;
     }
@@ -174,26 +190,20 @@ export class Player {
     if (!cur || !pcm || this.#pos === null) return 0;
     const ideal = cur.fromFrame + ((h0 - cur.atHostMs) * pcm.rateHz) / 1000;
     const errMs = ((this.#pos - ideal) * 1000) / pcm.rateHz;
-    this.stats.errorMs = errMs;
     const base = (msPerFrame * pcm.rateHz) / 1000;
-    if (Math.abs(errMs) > DRIFT.resyncMs) {
+    const realign = this.#realign;
+    this.#realign = false;
+    const d = this.#drift.decide(errMs, realign);
+    if (d.action === "resync") {
       this.#fadeOutTrack = pcm;
       this.#fadeOutPos = this.#pos;
       this.#fadeOut = FADE_FRAMES;
       this.#pos = ideal;
       this.#fadeIn = 0;
-      this.stats.resyncs++;
       this.events.push({ type: "resync", trackId: cur.trackId, errorMs: errMs });
-      this.stats.nudgePpm = 0;
       return base;
     }
-    if (Math.abs(errMs) < DRIFT.deadbandMs) {
-      this.stats.nudgePpm = 0;
-      return base;
-    }
-    const nudge = Math.max(-DRIFT.maxNudge, Math.min(DRIFT.maxNudge, -errMs / DRIFT.horizonMs));
-    this.stats.nudgePpm = nudge * 1e6;
-    return base * (1 + nudge);
+    return d.action === "nudge" ? base * (1 + d.nudge) : base;
   }
 }
 

@@ -101,3 +101,31 @@ Deno.test("volume and mute scale the output; ended is reported once at the end",
   p.render(1000, T + 310 * MS, MS);
   assertEquals(p.events.filter((e) => e.type === "ended").length, 1);
 });
+
+Deno.test("channel modes: left or right on both outputs, or their mix", () => {
+  const left = new Float32Array(4800).fill(0.5), right = new Float32Array(4800).fill(-0.25);
+  const frame = (mode: "stereo" | "left" | "right" | "mono") => {
+    const p = new Player(48000);
+    p.addTrack({ id: "s", rateHz: 48000, left, right });
+    p.setChannel(mode);
+    p.schedule({ kind: "play", trackId: "s", fromFrame: 0, atHostMs: T });
+    const out = p.render(480, T, MS);
+    return [out[400], out[401]].map((v) => Math.round(v * 1000) / 1000);
+  };
+  assertEquals(frame("stereo"), [0.5, -0.25]);
+  assertEquals(frame("left"), [0.5, 0.5]);
+  assertEquals(frame("right"), [-0.25, -0.25]);
+  assertEquals(frame("mono"), [0.125, 0.125]);
+});
+
+Deno.test("a new speaker delay moves playback at once (realign), not by slewing", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 48000 * 10));
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  p.render(4800, T, MS);
+  // 5 ms of speaker delay: the frame written now must carry content 5 ms later.
+  p.realign();
+  const out = p.render(480, T + 100 + 5, MS);
+  assertNear(out[2 * 200] * 1e6, (105 * 48) + 200, 0.5, "position after realign");
+  assertEquals(p.stats.resyncs, 1);
+});

@@ -17,15 +17,22 @@ export type Command =
   | { cmd: "mute" }
   | { cmd: "unmute" }
   | { cmd: "status" }
+  | { cmd: "delay"; ms: number }
+  /** Without `peer`: this device. With `peer` (host only): assign that peer's channel. */
+  | { cmd: "channel"; channel: ChannelMode; peer?: string }
   | { cmd: "quit" };
 
 export type CommandName = Command["cmd"];
+export type ChannelMode = "stereo" | "left" | "right" | "mono";
+const CHANNELS: readonly string[] = ["stereo", "left", "right", "mono"];
 /** Commands a peer may run: they only touch this device. */
 export const LOCAL_COMMANDS: ReadonlySet<CommandName> = new Set([
   "volume",
   "mute",
   "unmute",
   "status",
+  "delay",
+  "channel",
   "quit",
 ]);
 
@@ -46,7 +53,7 @@ const NO_ARGS = new Set([
 ]);
 const USAGE =
   "add PATH, play, pause, resume, stop, seek SECONDS, skip, volume 0..1, mute, unmute, " +
-  "status, quit";
+  "delay MS, channel stereo|left|right|mono [for PEER], status, quit";
 const MAX_LINE = 8192;
 
 export function parseCommand(line: string): Command | CommandError {
@@ -65,7 +72,8 @@ export function parseCommand(line: string): Command | CommandError {
     }
     json = true;
     name = o.cmd;
-    arg = o.path ?? o.seconds ?? o.level;
+    arg = o.path ?? o.seconds ?? o.level ?? o.ms;
+    if (o.cmd === "channel") arg = { channel: o.channel, peer: o.peer };
   } else {
     const space = text.indexOf(" ");
     name = (space < 0 ? text : text.slice(0, space)).toLowerCase();
@@ -94,6 +102,32 @@ export function parseCommand(line: string): Command | CommandError {
         return { error: "volume needs a level from 0 to 1: volume 0.5" };
       }
       return { cmd: "volume", level: v };
+    }
+    case "delay": {
+      const v = typeof arg === "number" ? arg : Number(arg);
+      if (arg === undefined || arg === "" || !Number.isFinite(v) || v < 0 || v > 500) {
+        return { error: "delay needs a speaker delay from 0 to 500 ms: delay 120" };
+      }
+      return { cmd: "delay", ms: v };
+    }
+    case "channel": {
+      // Words: "channel left" for this device, "channel Sam (2) left" for a peer (host only).
+      let channel: unknown, peer: unknown;
+      if (json) ({ channel, peer } = arg as { channel: unknown; peer: unknown });
+      else if (typeof arg === "string") {
+        const words = arg.split(/\s+/);
+        channel = words.pop()?.toLowerCase();
+        peer = words.length ? words.join(" ") : undefined;
+      }
+      if (typeof channel !== "string" || !CHANNELS.includes(channel)) {
+        return { error: "channel needs stereo, left, right or mono: channel left" };
+      }
+      if (peer !== undefined && (typeof peer !== "string" || peer.trim() === "")) {
+        return { error: "channel for a peer needs its name: channel Sam left" };
+      }
+      return peer === undefined
+        ? { cmd: "channel", channel: channel as ChannelMode }
+        : { cmd: "channel", channel: channel as ChannelMode, peer: (peer as string).trim() };
     }
     case "":
       return { error: `Empty command. Commands: ${USAGE}.` };
@@ -144,6 +178,7 @@ export type EngineEvent =
   | { type: "started"; trackId: string; atHostMs: number }
   | { type: "ended"; trackId: string; atHostMs: number }
   | { type: "volume"; level: number; muted: boolean }
+  | { type: "device"; device: string; speakerDelayMs: number; channel: ChannelMode }
   | { type: "status"; [key: string]: unknown }
   | { type: "notice"; level: "info" | "warn" | "error"; message: string }
   | { type: "error"; message: string }

@@ -24,3 +24,23 @@ Deno.test("parseCommand() answers bad input with a sentence", () => {
   assertTrue(/"cmd" field/.test(err('{"command":"play"}')));
   assertTrue(/longer than/.test(err("add " + "x".repeat(9000))));
 });
+
+Deno.test("parseCommand() reads speaker delay and channel assignments", () => {
+  assertEquals(parseCommand("delay 120"), { cmd: "delay", ms: 120 });
+  assertEquals(parseCommand('{"cmd":"delay","ms":35.5}'), { cmd: "delay", ms: 35.5 });
+  assertEquals(parseCommand("channel LEFT"), { cmd: "channel", channel: "left" });
+  assertEquals(parseCommand("channel Sam (2) right"), {
+    cmd: "channel",
+    channel: "right",
+    peer: "Sam (2)",
+  });
+  assertEquals(parseCommand('{"cmd":"channel","channel":"mono","peer":"Alex"}'), {
+    cmd: "channel",
+    channel: "mono",
+    peer: "Alex",
+  });
+  for (const bad of ["delay 501", "delay -1", "delay", "channel", "channel Sam up"]) {
+    const r = parseCommand(bad);
+    assertTrue("error" in r && /delay needs|channel needs/.test(r.error), bad);
+  }
+});

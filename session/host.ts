@@ -8,7 +8,13 @@ import { Advertiser, lanAddresses } from "../net/discovery.ts";
 import type { LocalClock } from "../net/local_clock.ts";
 import { sha256Hex } from "../net/transfer.ts";
 import { createApp, type SocketLike } from "../server/http.ts";
-import { type Command, type EngineEvent } from "./commands.ts";
+import { type ChannelMode, type Command, type EngineEvent } from "./commands.ts";
+import {
+  DEFAULT_SETTINGS,
+  DeviceControls,
+  type DeviceSettings,
+  type SettingsStore,
+} from "./device_settings.ts";
 import { cleanName, dedupeName } from "./names.ts";
 import {
   decodeMessage,
@@ -37,6 +43,7 @@ interface Peer {
   clockAtMs: number;
   tracks: Map<string, { state: TrackStateName; progress: number; error?: string }>;
   color: "green" | "yellow" | "red";
+  settings: DeviceSettings;
 }
 
 interface HostTrack {
@@ -58,6 +65,9 @@ export interface HostOptions {
   audio: SinkBackend | "auto";
   wavPath?: string;
   advertise?: boolean;
+  /** Speaker settings from the command line; the rest come from `settings`. */
+  device?: Partial<DeviceSettings>;
+  settings?: SettingsStore;
 }
 
 /** The host engine: session, queue, transport, file sharing and its own local playback. */
@@ -72,6 +82,7 @@ export class HostEngine {
   #clockUdp: ClockResponder;
   #advertiser: Advertiser | null = null;
   #output: AudioOutput;
+  #device: DeviceControls;
   #volume = 1;
   #muted = false;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -83,6 +94,7 @@ export class HostEngine {
   ) {
     this.#clockUdp = new ClockResponder({ port: opts.port, hostname: opts.hostname, clock });
     this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
+    this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
   }
 
   async start(): Promise<void> {
@@ -100,6 +112,7 @@ export class HostEngine {
     this.#output.onEvent = (e) => this.#onPlayerEvent(e);
     this.#output.onError = (text) => this.emit({ type: "error", message: text });
     this.#audioEvent(opened.backend, opened.audible, opened.failure);
+    await this.#device.init(opened.device, this.opts.device ?? {});
     if (this.opts.advertise !== false) {
       this.#advertiser = new Advertiser({
         session: this.opts.session,
@@ -168,6 +181,11 @@ export class HostEngine {
         this.#output.setVolume(this.#volume, this.#muted);
         this.emit({ type: "volume", level: this.#volume, muted: this.#muted });
         return;
+      case "delay":
+        return this.#device.setDelay(c.ms);
+      case "channel":
+        if (c.peer === undefined) return this.#device.setChannel(c.channel);
+        return this.#assign(c.peer, c.channel);
       case "status":
         return this.#status();
       case "quit":
@@ -425,6 +443,7 @@ export class HostEngine {
       positionSec: t ? this.#frameAt(now) / t.rateHz : 0,
       volume: this.#volume,
       muted: this.#muted,
+      ...this.#device.settings,
       peers: this.#peerList(),
       audio: this.#output.status,
     });
@@ -442,7 +461,19 @@ export class HostEngine {
       rttMs: p.clock?.rttMs ?? 0,
       audio: p.audio,
       track: (cur && p.tracks.get(cur)?.state) || "none",
+      ...p.settings,
     }));
+  }
+
+  #assign(name: string, channel: ChannelMode) {
+    const want = name.toLowerCase();
+    const p = [...this.#peers.values()].find((x) => x.name.toLowerCase() === want);
+    if (!p) {
+      const names = [...this.#peers.values()].map((x) => x.name).join(", ") || "none";
+      this.emit({ type: "error", message: `No peer named "${name}". Peers: ${names}.` });
+      return;
+    }
+    this.#send(p, { type: "assign", channel });
   }
 
   #send(p: Peer, m: HostToPeer) {
@@ -559,6 +590,7 @@ export class HostEngine {
       clockAtMs: this.clock.now(),
       tracks: new Map(),
       color: "red",
+      settings: { ...DEFAULT_SETTINGS },
     };
     this.#peers.set(peer.id, peer);
     this.#send(peer, {
@@ -633,6 +665,11 @@ export class HostEngine {
         this.#broadcastPeers();
         return;
       }
+      case "settings":
+        p.settings = { channel: m.channel, speakerDelayMs: m.speakerDelayMs };
+        this.emit({ type: "peers", peers: this.#peerList() });
+        this.#broadcastPeers();
+        return;
       case "bye":
         p.ws.close(1000, "bye");
         return;

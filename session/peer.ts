@@ -6,6 +6,7 @@ import { ClockPinger } from "../net/clock_udp.ts";
 import type { LocalClock } from "../net/local_clock.ts";
 import { download } from "../net/transfer.ts";
 import { type Command, type EngineEvent, LOCAL_COMMANDS } from "./commands.ts";
+import { DeviceControls, type DeviceSettings, type SettingsStore } from "./device_settings.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -22,6 +23,9 @@ export interface PeerOptions {
   audio: SinkBackend | "auto";
   wavPath?: string;
   cacheDir: string;
+  /** Speaker settings from the command line; the rest come from `settings`. */
+  device?: Partial<DeviceSettings>;
+  settings?: SettingsStore;
 }
 
 /** Ways a peer session ends; main maps them to exit codes. */
@@ -32,6 +36,7 @@ export class PeerEngine {
   #ws: WebSocket | null = null;
   #pinger: ClockPinger | null = null;
   #output: AudioOutput;
+  #device: DeviceControls;
   #audio = { backend: "null", device: false };
   #lastHeardMs = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -53,6 +58,9 @@ export class PeerEngine {
     readonly emit: (e: EngineEvent) => void,
   ) {
     this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
+    this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
+    // The host shows every peer's channel and delay.
+    this.#device.onChange = (s) => this.#send({ type: "settings", ...s });
   }
 
   async start(): Promise<void> {
@@ -70,6 +78,7 @@ export class PeerEngine {
         this.emit({ type: "error", message: "Asked to play a track that is not loaded yet." });
       }
     };
+    await this.#device.init(opened.device, this.opts.device ?? {});
     this.emit({
       type: "audio",
       backend: opened.backend,
@@ -140,6 +149,7 @@ export class PeerEngine {
             host: m.hostName,
           });
           if (this.#pinger) this.#pinger.opts.peerId = m.peerId;
+          this.#send({ type: "settings", ...this.#device.settings });
           this.#timers.push(setInterval(() => this.#tick(), 1000));
           resolve();
         } else if (m.type === "refused") {
@@ -240,6 +250,14 @@ export class PeerEngine {
       case "notice":
         this.emit({ type: "notice", level: m.level, message: m.text });
         return;
+      case "assign":
+        this.emit({
+          type: "notice",
+          level: "info",
+          message: `The host set this device to play ${m.channel}.`,
+        });
+        void this.#device.setChannel(m.channel);
+        return;
       case "heartbeat":
       case "welcome":
       case "refused":
@@ -313,8 +331,15 @@ export class PeerEngine {
       this.emit({
         type: "error",
         message:
-          `Only the host controls "${c.cmd}". A peer can use: volume, mute, unmute, status, quit.`,
+          `Only the host controls "${c.cmd}". A peer can use: volume, mute, unmute, delay, channel, status, quit.`,
       });
+      return;
+    }
+    if (c.cmd === "delay") return void this.#device.setDelay(c.ms);
+    if (c.cmd === "channel") {
+      if (c.peer !== undefined) {
+        this.emit({ type: "error", message: "Only the host assigns channels to other devices." });
+      } else void this.#device.setChannel(c.channel);
       return;
     }
     if (c.cmd === "volume") this.#volume = c.level;
@@ -333,6 +358,7 @@ export class PeerEngine {
         sim: this.clock.sim,
         volume: this.#volume,
         muted: this.#muted,
+        ...this.#device.settings,
         ready: [...this.#ready],
         audio: this.#output.status,
       });

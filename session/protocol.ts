@@ -32,7 +32,11 @@ export interface PeerInfo {
   audio: { backend: string; device: boolean };
   /** State of the current track on this peer, if any. */
   track: TrackStateName | "none";
+  channel: ChannelName;
+  speakerDelayMs: number;
 }
+
+export type ChannelName = "stereo" | "left" | "right" | "mono";
 
 // ---- peer → host ----
 export interface HelloMsg {
@@ -57,6 +61,12 @@ export interface TrackStateMsg {
   state: TrackStateName;
   progress: number;
   error?: string;
+}
+/** The peer's output settings, sent after welcome and on every change. */
+export interface SettingsMsg {
+  type: "settings";
+  channel: ChannelName;
+  speakerDelayMs: number;
 }
 export interface ByeMsg {
   type: "bye";
@@ -106,12 +116,17 @@ export interface NoticeMsg {
   level: "info" | "warn" | "error";
   text: string;
 }
+/** The host assigns this peer a channel (e.g. the left of a stereo pair). */
+export interface AssignMsg {
+  type: "assign";
+  channel: ChannelName;
+}
 export interface HeartbeatMsg {
   type: "heartbeat";
   hostMs: number;
 }
 
-export type PeerToHost = HelloMsg | ClockReportMsg | TrackStateMsg | ByeMsg;
+export type PeerToHost = HelloMsg | ClockReportMsg | TrackStateMsg | SettingsMsg | ByeMsg;
 export type HostToPeer =
   | WelcomeMsg
   | RefusedMsg
@@ -121,6 +136,7 @@ export type HostToPeer =
   | PlayMsg
   | PauseMsg
   | NoticeMsg
+  | AssignMsg
   | HeartbeatMsg;
 export type Message = PeerToHost | HostToPeer;
 
@@ -182,6 +198,8 @@ const trackInfo = obj({
   durationSec: num(0, 24 * 3600),
 });
 const audio = obj({ backend: str(1, 20), device: bool });
+const channel = oneOf("stereo", "left", "right", "mono");
+const speakerDelayMs = num(0, 500);
 
 const schemas: Record<string, Check> = {
   hello: obj({
@@ -206,6 +224,7 @@ const schemas: Record<string, Check> = {
     progress: num(0, 1),
     error: optional(str(0, 500)),
   }),
+  settings: obj({ type: str(1, 20), channel, speakerDelayMs }),
   bye: obj({ type: str(1, 20) }),
   welcome: obj({
     type: str(1, 20),
@@ -227,6 +246,8 @@ const schemas: Record<string, Check> = {
         rttMs: num(0, 1e9),
         audio,
         track: oneOf("none", "downloading", "decoding", "ready", "failed"),
+        channel,
+        speakerDelayMs,
       }),
       64,
     ),
@@ -241,10 +262,11 @@ const schemas: Record<string, Check> = {
   }),
   pause: obj({ type: str(1, 20), atHostMs: hostMs }),
   notice: obj({ type: str(1, 20), level: oneOf("info", "warn", "error"), text: str(1, 1000) }),
+  assign: obj({ type: str(1, 20), channel }),
   heartbeat: obj({ type: str(1, 20), hostMs }),
 };
 
-const PEER_TYPES = new Set(["hello", "clock", "trackState", "bye"]);
+const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye"]);
 
 /**
  * Parses and validates one control frame. Throws {@link ProtocolError} with a sentence naming
