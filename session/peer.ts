@@ -74,6 +74,13 @@ export class PeerEngine {
       if (e.type === "started" || e.type === "ended") {
         this.emit({ type: e.type, trackId: e.trackId, atHostMs: e.atHostMs });
       }
+      if (e.type === "resync") {
+        this.emit({
+          type: "notice",
+          level: "warn",
+          message: `Resynchronised playback (was ${e.errorMs.toFixed(1)} ms off).`,
+        });
+      }
       if (e.type === "missing") {
         this.emit({ type: "error", message: "Asked to play a track that is not loaded yet." });
       }
