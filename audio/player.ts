@@ -56,6 +56,8 @@ export class Player {
   #targetGain = 1;
   #endedReported = false;
   #channel: ChannelMode = "stereo";
+  /** A play whose track was not loaded yet (joining mid-song): starts once it is. */
+  #awaiting: Extract<Schedule, { kind: "play" }> | null = null;
   #realign = false;
   readonly #drift = new DriftController();
   events: PlayerEvent[] = [];
@@ -113,6 +115,11 @@ export class Player {
     const out = new Float32Array(n * 2);
     const gainStep = (this.#targetGain - this.#gain) / n;
     let step = this.#control(h0, msPerFrame);
+    const waited = this.#awaiting;
+    if (waited && this.#tracks.has(waited.trackId)) {
+      // Its start time is past: begin at the position the others are at now, in sync.
+      step = this.#switch(waited, h0, msPerFrame);
+    }
     for (let i = 0; i < n; i++) {
       const h = h0 + i * msPerFrame;
       if (this.#queue.length > 0 && h >= this.#queue[0].atHostMs) {
@@ -168,9 +175,11 @@ export class Player {
     }
     this.#current = null;
     this.#pos = null;
+    this.#awaiting = null;
     if (s.kind === "silence") return 0;
     const pcm = this.#tracks.get(s.trackId);
     if (!pcm) {
+      this.#awaiting = s;
       this.events.push({ type: "missing", trackId: s.trackId });
       return 0;
     }

@@ -129,3 +129,16 @@ Deno.test("a new speaker delay moves playback at once (realign), not by slewing"
   assertNear(out[2 * 200] * 1e6, (105 * 48) + 200, 0.5, "position after realign");
   assertEquals(p.stats.resyncs, 1);
 });
+
+Deno.test("a play for a track still loading starts, in sync, once the track arrives", () => {
+  const p = new Player(48000);
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  p.render(480, T, MS);
+  assertEquals(p.events.map((e) => e.type), ["missing"]);
+  assertEquals(p.playing, null);
+  p.addTrack(rampTrack("a", 48000 * 60));
+  // Loaded 2 s late: it starts at the frame for "now", not at the beginning.
+  const out = p.render(480, T + 2000, MS);
+  assertNear(out[2 * 240] * 1e6, 2000 * 48 + 240, 0.5, "position after joining late");
+  assertEquals(p.events.at(-1)?.type, "started");
+});

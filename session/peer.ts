@@ -82,7 +82,11 @@ export class PeerEngine {
         });
       }
       if (e.type === "missing") {
-        this.emit({ type: "error", message: "Asked to play a track that is not loaded yet." });
+        this.emit({
+          type: "notice",
+          level: "info",
+          message: "The song is already playing: joining in as soon as it is loaded.",
+        });
       }
     };
     await this.#device.init(opened.device, this.opts.device ?? {});

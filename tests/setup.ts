@@ -1,8 +1,8 @@
 /**
  * Makes sure the system parts the tests drive are present: PulseAudio (a private daemon per
- * test), its tools, PortAudio, ALSA's pulse plugin and iproute2 (network namespaces). On a
- * fresh Debian/Ubuntu machine, as root, it installs what is missing; otherwise it says exactly
- * what to install. Tests never skip for a missing part: they fail loudly instead.
+ * test), its tools, PortAudio, ALSA's pulse plugin, iproute2 (network namespaces), and sox and
+ * lame (test tracks made on the fly). On a fresh Debian/Ubuntu machine, as root, it installs
+ * what is missing; otherwise it says exactly what to install. Tests never skip for a missing part: they fail loudly instead.
  */
 const PACKAGES = [
   "pulseaudio",
@@ -11,6 +11,9 @@ const PACKAGES = [
   "libportaudio2",
   "libasound2-plugins",
   "iproute2",
+  // The sync benchmark and the speaker test make their own test tracks.
+  "sox",
+  "lame",
 ];
 
 async function has(bin: string): Promise<boolean> {
@@ -30,7 +33,8 @@ async function hasLib(name: string): Promise<boolean> {
 }
 
 const missing = !(await has("pulseaudio")) || !(await has("parec")) || !(await has("pactl")) ||
-  !(await has("ip")) || !(await hasLib("libportaudio.so.2")) || !(await hasLib("libpulse.so.0"));
+  !(await has("ip")) || !(await has("sox")) || !(await has("lame")) ||
+  !(await hasLib("libportaudio.so.2")) || !(await hasLib("libpulse.so.0"));
 
 if (missing) {
   if (Deno.build.os !== "linux" || !(await has("apt-get"))) {
