@@ -24,6 +24,9 @@ export interface ClockSample {
   /** host − local at `localMs`. */
   offsetMs: number;
   rttMs: number;
+  /** The two legs as measured (each includes the offset): t2 − t1 and t4 − t3. */
+  outMs?: number;
+  backMs?: number;
 }
 
 export interface ClockEstimate {
@@ -45,6 +48,8 @@ export function sampleFromExchange(e: Exchange): ClockSample {
     localMs: (e.t1 + e.t4) / 2,
     offsetMs: ((e.t2 - e.t1) + (e.t3 - e.t4)) / 2,
     rttMs: Math.max(0, (e.t4 - e.t1) - (e.t3 - e.t2)),
+    outMs: e.t2 - e.t1,
+    backMs: e.t4 - e.t3,
   };
 }
 
@@ -133,6 +138,54 @@ export class ClockFilter {
     return this.#estimate ? hostToLocal(this.#estimate, hostMs) : hostMs;
   }
 
+  /**
+   * Over a WAN, independent jitter on each leg makes exchanges with both legs near their
+   * minimum rare (with ±10 ms uniform jitter, both within 1 ms: 1 in 400), so min-RTT picks
+   * samples that are still ms off. Each leg's own minimum is found far sooner, so here the
+   * offset is half the difference of the two legs' lower envelopes (per 4 s bin), and drift is
+   * the slope of that over the window. Assumes equal minimum delays each way, as NTP does.
+   * Returns false (use min-RTT) until there are two bins.
+   */
+  #refitLegs(all: ClockSample[], ref: number, minRtt: number): boolean {
+    const bins = new Map<number, { out: number; back: number; t: number; n: number }>();
+    for (const s of all) {
+      if (s.outMs === undefined || s.backMs === undefined) continue;
+      const k = Math.floor((ref - s.localMs) / LEG_BIN_MS);
+      const b = bins.get(k) ?? { out: Infinity, back: Infinity, t: 0, n: 0 };
+      b.out = Math.min(b.out, s.outMs);
+      b.back = Math.min(b.back, s.backMs);
+      b.t += s.localMs;
+      b.n++;
+      bins.set(k, b);
+    }
+    const pts = [...bins.values()].filter((b) => b.n >= 4).map((b) => ({
+      t: b.t / b.n,
+      o: (b.out - b.back) / 2,
+    }));
+    if (pts.length < 2) return false;
+    const n = pts.length;
+    const mt = pts.reduce((a, p) => a + p.t, 0) / n, mo = pts.reduce((a, p) => a + p.o, 0) / n;
+    let sxx = 0, sxy = 0;
+    for (const p of pts) {
+      sxx += (p.t - mt) ** 2;
+      sxy += (p.t - mt) * (p.o - mo);
+    }
+    const slope = n >= 3 && sxx > 0 ? sxy / sxx : 0;
+    const offset = mo + slope * (ref - mt);
+    let ss = 0;
+    for (const p of pts) ss += (p.o - (offset + slope * (p.t - ref))) ** 2;
+    this.#estimate = {
+      offsetMs: offset,
+      driftPpm: slope * 1e6,
+      refLocalMs: ref,
+      rttMs: minRtt,
+      errorMs: Math.sqrt(ss / n),
+      samples: all.length,
+      locked: all.length >= this.#o.lockSamples,
+    };
+    return true;
+  }
+
   #refit(): void {
     const all = this.#samples;
     if (all.length === 0) {
@@ -149,6 +202,7 @@ export class ClockFilter {
       tMin = Math.min(tMin, s.localMs);
       tMax = Math.max(tMax, s.localMs);
     }
+    if (minRtt > WAN_RTT_MS && this.#refitLegs(all, ref, minRtt)) return;
     let offset: number, slope = 0;
     const meanT = best.reduce((a, s) => a + s.localMs, 0) / n;
     const meanO = best.reduce((a, s) => a + s.offsetMs, 0) / n;
@@ -177,6 +231,10 @@ export class ClockFilter {
     };
   }
 }
+
+/** Above this round trip, jitter dominates and the per-leg estimate is used. */
+const WAN_RTT_MS = 5;
+const LEG_BIN_MS = 4000;
 
 /** Traffic light shown for a peer's clock. Documented in README ("Clock status"). */
 export function clockColor(
