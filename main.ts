@@ -184,6 +184,16 @@ function settingsStore(flags: Record<string, unknown>): SettingsStore {
   return new SettingsStore(`${dir}/settings.json`);
 }
 
+/** The audio output options host and peer share. */
+function outputOf(flags: Record<string, unknown>) {
+  return {
+    audio: backendOf(flags),
+    wavPath: flags["wav-out"] as string | undefined,
+    device: deviceOf(flags),
+    settings: settingsStore(flags),
+  };
+}
+
 function cacheDir(): string {
   const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
   if (Deno.build.os === "windows") {
@@ -234,11 +244,8 @@ async function runHost(flags: Record<string, unknown>, files: string[]): Promise
       name,
       port,
       hostname: flags.bind as string | undefined,
-      audio: backendOf(flags),
-      wavPath: flags["wav-out"] as string | undefined,
       advertise: !flags["no-advertise"],
-      device: deviceOf(flags),
-      settings: settingsStore(flags),
+      ...outputOf(flags),
     },
     clockOf(flags),
     out,
@@ -318,11 +325,8 @@ async function runJoin(flags: Record<string, unknown>, positional: string[]): Pr
       hostname,
       port,
       name,
-      audio: backendOf(flags),
-      wavPath: flags["wav-out"] as string | undefined,
       cacheDir: (flags["cache-dir"] as string | undefined) ?? cacheDir(),
-      device: deviceOf(flags),
-      settings: settingsStore(flags),
+      ...outputOf(flags),
     },
     clockOf(flags),
     out,

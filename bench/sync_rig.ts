@@ -8,6 +8,7 @@
 import { createLan, type Lan } from "../tests/harness/netns.ts";
 import { AppProcess, type Event, procUsage } from "../tests/harness/proc.ts";
 import { type BusRecording, recordBus, startPulse } from "../tests/harness/pulse.ts";
+import { makeNoiseMp3 } from "../tests/harness/tracks.ts";
 import { lagSeries, percentile } from "../tests/harness/xcorr.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -80,37 +81,7 @@ export async function noiseTrack(cacheDir: string, name: string, seconds: number
     await Deno.stat(mp3);
     return mp3;
   } catch { /* generate */ }
-  const wav = `${cacheDir}/${name}.wav`;
-  const run = async (cmd: string, args: string[]) => {
-    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output()
-      .catch((e) => {
-        throw new Error(`The benchmark needs ${cmd} to make its test tracks: ${e.message}`);
-      });
-    if (!out.success) {
-      throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr).slice(-400)}`);
-    }
-  };
-  await run("sox", [
-    "-n",
-    "-r",
-    "48000",
-    "-c",
-    "2",
-    "-b",
-    "16",
-    wav,
-    "synth",
-    String(seconds),
-    "pinknoise",
-    "tremolo",
-    "1.7",
-    "60",
-    "gain",
-    "-6",
-  ]);
-  await run("lame", ["--quiet", "-b", "128", "--resample", "48", wav, `${mp3}.tmp`]);
-  await Deno.rename(`${mp3}.tmp`, mp3);
-  await Deno.remove(wav);
+  await makeNoiseMp3(mp3, seconds);
   return mp3;
 }
 

@@ -163,26 +163,7 @@ export class ClockFilter {
       o: (b.out - b.back) / 2,
     }));
     if (pts.length < 2) return false;
-    const n = pts.length;
-    const mt = pts.reduce((a, p) => a + p.t, 0) / n, mo = pts.reduce((a, p) => a + p.o, 0) / n;
-    let sxx = 0, sxy = 0;
-    for (const p of pts) {
-      sxx += (p.t - mt) ** 2;
-      sxy += (p.t - mt) * (p.o - mo);
-    }
-    const slope = n >= 3 && sxx > 0 ? sxy / sxx : 0;
-    const offset = mo + slope * (ref - mt);
-    let ss = 0;
-    for (const p of pts) ss += (p.o - (offset + slope * (p.t - ref))) ** 2;
-    this.#estimate = {
-      offsetMs: offset,
-      driftPpm: slope * 1e6,
-      refLocalMs: ref,
-      rttMs: minRtt,
-      errorMs: Math.sqrt(ss / n),
-      samples: all.length,
-      locked: all.length >= this.#o.lockSamples,
-    };
+    this.#setEstimate(fitLine(pts, ref, pts.length >= 3), ref, minRtt);
     return true;
   }
 
@@ -197,39 +178,47 @@ export class ClockFilter {
     const best = byRtt.slice(0, n);
     const minRtt = byRtt[0].rttMs;
     const ref = all[all.length - 1].localMs;
+    if (minRtt > WAN_RTT_MS && this.#refitLegs(all, ref, minRtt)) return;
     let tMin = Infinity, tMax = -Infinity;
     for (const s of best) {
       tMin = Math.min(tMin, s.localMs);
       tMax = Math.max(tMax, s.localMs);
     }
-    if (minRtt > WAN_RTT_MS && this.#refitLegs(all, ref, minRtt)) return;
-    let offset: number, slope = 0;
-    const meanT = best.reduce((a, s) => a + s.localMs, 0) / n;
-    const meanO = best.reduce((a, s) => a + s.offsetMs, 0) / n;
     // Drift needs a baseline: over < 3 s the slope is mostly noise, so hold it at zero.
-    if (tMax - tMin >= 3000 && n >= 6) {
-      let sxx = 0, sxy = 0;
-      for (const s of best) {
-        sxx += (s.localMs - meanT) ** 2;
-        sxy += (s.localMs - meanT) * (s.offsetMs - meanO);
-      }
-      slope = sxy / sxx;
-      offset = meanO + slope * (ref - meanT);
-    } else {
-      offset = meanO;
-    }
-    let ss = 0;
-    for (const s of best) ss += (s.offsetMs - (offset + slope * (s.localMs - ref))) ** 2;
+    const pts = best.map((s) => ({ t: s.localMs, o: s.offsetMs }));
+    this.#setEstimate(fitLine(pts, ref, tMax - tMin >= 3000 && n >= 6), ref, minRtt);
+  }
+
+  #setEstimate(fit: { offset: number; slope: number; rms: number }, ref: number, rtt: number) {
     this.#estimate = {
-      offsetMs: offset,
-      driftPpm: slope * 1e6,
+      offsetMs: fit.offset,
+      driftPpm: fit.slope * 1e6,
       refLocalMs: ref,
-      rttMs: minRtt,
-      errorMs: Math.sqrt(ss / n),
-      samples: all.length,
-      locked: all.length >= this.#o.lockSamples,
+      rttMs: rtt,
+      errorMs: fit.rms,
+      samples: this.#samples.length,
+      locked: this.#samples.length >= this.#o.lockSamples,
     };
   }
+}
+
+/**
+ * Least-squares line through offsets `o` at local times `t`, as offset at `ref` and slope
+ * (ms per ms); with `withSlope` false, or no spread in time, the slope is held at zero.
+ */
+function fitLine(pts: { t: number; o: number }[], ref: number, withSlope: boolean) {
+  const n = pts.length;
+  const mt = pts.reduce((a, p) => a + p.t, 0) / n, mo = pts.reduce((a, p) => a + p.o, 0) / n;
+  let sxx = 0, sxy = 0;
+  for (const p of pts) {
+    sxx += (p.t - mt) ** 2;
+    sxy += (p.t - mt) * (p.o - mo);
+  }
+  const slope = withSlope && sxx > 0 ? sxy / sxx : 0;
+  const offset = mo + slope * (ref - mt);
+  let ss = 0;
+  for (const p of pts) ss += (p.o - (offset + slope * (p.t - ref))) ** 2;
+  return { offset, slope, rms: Math.sqrt(ss / n) };
 }
 
 /** Above this round trip, jitter dominates and the per-leg estimate is used. */

@@ -6,40 +6,11 @@
 import { assertEquals, assertNear, assertTrue } from "./assert.ts";
 import { AppProcess } from "./harness/proc.ts";
 import { recordBus, startPulse } from "./harness/pulse.ts";
+import { makeNoiseMp3 } from "./harness/tracks.ts";
 import { lagSeries } from "./harness/xcorr.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
-
-async function leftOnlyTrack(dir: string): Promise<string> {
-  const run = async (cmd: string, args: string[]) => {
-    const o = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
-    if (!o.success) throw new Error(`${cmd}: ${new TextDecoder().decode(o.stderr)}`);
-  };
-  await run("sox", [
-    "-n",
-    "-r",
-    "48000",
-    "-c",
-    "2",
-    "-b",
-    "16",
-    `${dir}/lr.wav`,
-    "synth",
-    "30",
-    "pinknoise",
-    "tremolo",
-    "1.7",
-    "60",
-    "gain",
-    "-6",
-    "remix",
-    "1",
-    "0",
-  ]); // deno-fmt-ignore
-  await run("lame", ["--quiet", "-b", "192", "--resample", "48", `${dir}/lr.wav`, `${dir}/lr.mp3`]);
-  return `${dir}/lr.mp3`;
-}
 
 Deno.test({
   name: "speaker delay makes a device play early by that much; channels left/right are heard",
@@ -50,7 +21,8 @@ Deno.test({
     const pulse = await startPulse(2);
     const procs: AppProcess[] = [];
     try {
-      const track = await leftOnlyTrack(tmp);
+      const track = `${tmp}/lr.mp3`;
+      await makeNoiseMp3(track, 30, { leftOnly: true, kbps: 192 });
       const port = 20000 + Math.floor(Math.random() * 20000);
       const rec = recordBus(pulse);
       const host = new AppProcess([
