@@ -5,6 +5,7 @@
  *   phaselock list
  */
 import { SINK_BACKENDS, type SinkBackend } from "./audio/sink.ts";
+import { defaultLogPath, LogFile } from "./log/log_file.ts";
 import { browse } from "./net/discovery.ts";
 import { makeLocalClock } from "./net/local_clock.ts";
 import { type EngineEvent, parseCommand } from "./session/commands.ts";
@@ -46,6 +47,8 @@ Creates a jam, advertises it on the LAN and queues the files given.
   --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
   --channel MODE            stereo | left | right | mono (remembered per device)
   --config-dir DIR          where speaker settings are remembered
+  --log-file FILE           where this machine's log goes (default: the OS log folder)
+  --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
@@ -62,6 +65,8 @@ Joins a jam directly or by LAN discovery (the first jam, or the first named SESS
   --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
   --channel MODE            stereo | left | right | mono (remembered per device)
   --config-dir DIR          where speaker settings are remembered
+  --log-file FILE           where this machine's log goes (default: the OS log folder)
+  --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
@@ -85,6 +90,8 @@ const COMMON: Spec = {
   "speaker-delay-ms": "number",
   channel: "string",
   "config-dir": "string",
+  "log-file": "string",
+  "log-max-bytes": "number",
 };
 const SPECS: Record<string, Spec> = {
   host: { ...COMMON, name: "string", port: "number", bind: "string", "no-advertise": "boolean" },
@@ -203,8 +210,28 @@ function cacheDir(): string {
   return `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/phaselock/tracks`;
 }
 
-const out = (e: EngineEvent) => console.log(JSON.stringify(e));
-const log = (s: string) => console.error(`[phaselock] ${s}`);
+/** This machine's log file; every event and command goes to it as well as to stdout. */
+let logFile: LogFile | null = null;
+
+function openLog(flags: Record<string, unknown>, role: string) {
+  const max = flags["log-max-bytes"] as number | undefined;
+  if (max !== undefined && (!Number.isInteger(max) || max < 1024)) {
+    throw new UsageError(`--log-max-bytes must be a whole number ≥ 1024, not ${max}.`);
+  }
+  logFile = new LogFile((flags["log-file"] as string | undefined) ?? defaultLogPath(), {
+    maxBytes: max,
+    context: { role, pid: Deno.pid },
+  });
+}
+
+const out = (e: EngineEvent) => {
+  console.log(JSON.stringify(e));
+  logFile?.write(e);
+};
+const log = (s: string) => {
+  console.error(`[phaselock] ${s}`);
+  logFile?.write({ type: "log", message: s });
+};
 
 /**
  * Reads commands from stdin, passing each to `run`, until `run` says stop or `stop` settles.
@@ -270,6 +297,7 @@ async function runHost(flags: Record<string, unknown>, files: string[]): Promise
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await commandLoop(async (line) => {
+    logFile?.write({ type: "command", line: line.slice(0, 1000) });
     const c = parseCommand(line);
     if ("error" in c) {
       out({ type: "error", message: c.error });
@@ -344,6 +372,7 @@ async function runJoin(flags: Record<string, unknown>, positional: string[]): Pr
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await commandLoop((line) => {
+    logFile?.write({ type: "command", line: line.slice(0, 1000) });
     const c = parseCommand(line);
     if ("error" in c) out({ type: "error", message: c.error });
     else engine.run(c);
@@ -380,6 +409,7 @@ export async function main(args: string[]): Promise<number> {
     if (!flags.headless) {
       throw new UsageError("The desktop window is not available in this version: add --headless.");
     }
+    openLog(flags, cmd);
     return cmd === "host" ? await runHost(flags, positional) : await runJoin(flags, positional);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -388,6 +418,13 @@ export async function main(args: string[]): Promise<number> {
     }
     out({ type: "error", message: (e as Error).message });
     return EXIT.failure;
+  } finally {
+    await logFile?.close();
+    if (logFile?.failure) {
+      console.error(
+        `[phaselock] could not write the log ${logFile.path}: ${logFile.failure.message}`,
+      );
+    }
   }
 }
 
