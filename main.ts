@@ -44,6 +44,7 @@ Creates a jam, advertises it on the LAN and queues the files given.
   --audio BACKEND           auto | pulse | portaudio | null | wav (default auto)
   --wav-out FILE            output file for --audio wav
   --no-advertise            do not announce the jam by mDNS
+  --cache-dir DIR           where accepted song requests are kept
   --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
   --channel MODE            stereo | left | right | mono (remembered per device)
   --config-dir DIR          where speaker settings are remembered
@@ -52,9 +53,10 @@ Creates a jam, advertises it on the LAN and queues the files given.
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
-Commands on stdin: add PATH, play, pause, resume, stop, seek SECONDS, skip, volume 0..1,
-mute, unmute, delay MS, channel MODE, channel PEER MODE, status, quit — or JSON, e.g.
-{"cmd":"seek","seconds":42}.`,
+Commands on stdin: add PATH, play, pause, resume, stop, seek SECONDS, skip, queue,
+move FROM TO, remove N (positions as listed by queue, from 1), inbox, accept ID, reject ID,
+retry PEER, skip-peer PEER, volume 0..1, mute, unmute, delay MS, channel MODE,
+channel PEER MODE, status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
   join: `phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME [options]
 
 Joins a jam directly or by LAN discovery (the first jam, or the first named SESSION).
@@ -70,8 +72,9 @@ Joins a jam directly or by LAN discovery (the first jam, or the first named SESS
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
-Commands on stdin: volume 0..1, mute, unmute, delay MS, channel MODE, status, quit. Exits
-with code 3 when the host goes away, 4 when it refuses the join.`,
+Commands on stdin: queue, request PATH (offer a song to the host), volume 0..1, mute, unmute,
+delay MS, channel MODE, status, quit. Exits with code 3 when the host goes away ("Host
+disconnected — session ended"), 4 when it refuses the join.`,
   list: `phaselock list [--timeout-ms 2000]
 
 Prints the jams discovered on the LAN as a JSON array.`,
@@ -94,7 +97,14 @@ const COMMON: Spec = {
   "log-max-bytes": "number",
 };
 const SPECS: Record<string, Spec> = {
-  host: { ...COMMON, name: "string", port: "number", bind: "string", "no-advertise": "boolean" },
+  host: {
+    ...COMMON,
+    name: "string",
+    port: "number",
+    bind: "string",
+    "no-advertise": "boolean",
+    "cache-dir": "string",
+  },
   join: { ...COMMON, discover: "optional-string", "cache-dir": "string" },
   list: { help: "boolean", "timeout-ms": "number" },
 };
@@ -201,13 +211,16 @@ function outputOf(flags: Record<string, unknown>) {
   };
 }
 
-function cacheDir(): string {
+/** `--cache-dir`, or the OS cache folder: `tracks` (received) and `requests` (accepted). */
+function cacheDir(flags: Record<string, unknown>, sub: "tracks" | "requests"): string {
+  const given = flags["cache-dir"] as string | undefined;
+  if (given) return sub === "tracks" ? given : `${given}/${sub}`;
   const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
   if (Deno.build.os === "windows") {
-    return `${Deno.env.get("LOCALAPPDATA") ?? home}\\PhaseLock\\tracks`;
+    return `${Deno.env.get("LOCALAPPDATA") ?? home}\\PhaseLock\\${sub}`;
   }
-  if (Deno.build.os === "darwin") return `${home}/Library/Caches/PhaseLock/tracks`;
-  return `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/phaselock/tracks`;
+  if (Deno.build.os === "darwin") return `${home}/Library/Caches/PhaseLock/${sub}`;
+  return `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/phaselock/${sub}`;
 }
 
 /** This machine's log file; every event and command goes to it as well as to stdout. */
@@ -272,6 +285,7 @@ async function runHost(flags: Record<string, unknown>, files: string[]): Promise
       port,
       hostname: flags.bind as string | undefined,
       advertise: !flags["no-advertise"],
+      requestDir: cacheDir(flags, "requests"),
       ...outputOf(flags),
     },
     clockOf(flags),
@@ -353,7 +367,7 @@ async function runJoin(flags: Record<string, unknown>, positional: string[]): Pr
       hostname,
       port,
       name,
-      cacheDir: (flags["cache-dir"] as string | undefined) ?? cacheDir(),
+      cacheDir: cacheDir(flags, "tracks"),
       ...outputOf(flags),
     },
     clockOf(flags),

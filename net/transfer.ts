@@ -35,8 +35,8 @@ export interface DownloadOptions {
   retries?: number;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
-  /** Called before each retry with the attempt number and the reason. */
-  onRetry?: (attempt: number, reason: string) => void;
+  /** Called before each retry with the attempt number, the reason and the byte it resumes at. */
+  onRetry?: (attempt: number, reason: string, fromByte: number) => void;
 }
 
 /** Downloads and verifies a track, resuming a partial file; returns the cached path. */
@@ -48,7 +48,7 @@ export async function download(o: DownloadOptions): Promise<string> {
   let lastError = "";
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) {
-      o.onRetry?.(attempt, lastError);
+      o.onRetry?.(attempt, lastError, await sizeOf(part));
       await new Promise((r) => setTimeout(r, 300 * attempt));
     }
     try {
@@ -69,11 +69,16 @@ export async function download(o: DownloadOptions): Promise<string> {
   throw new TransferFailedError(`download failed after ${retries} retries: ${lastError}`);
 }
 
-async function fetchInto(o: DownloadOptions, part: string): Promise<void> {
-  let have = 0;
+async function sizeOf(path: string): Promise<number> {
   try {
-    have = (await Deno.stat(part)).size;
-  } catch { /* fresh start */ }
+    return (await Deno.stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function fetchInto(o: DownloadOptions, part: string): Promise<void> {
+  let have = await sizeOf(part);
   if (have > o.sizeBytes) {
     await Deno.remove(part);
     have = 0;

@@ -7,6 +7,13 @@ import { MAX_MESSAGE_BYTES } from "../session/protocol.ts";
 export interface ServerHooks {
   /** Path of a shared track by SHA-256, or undefined: nothing else on disk is reachable. */
   trackPath(id: string): string | undefined;
+  /** Cover picture of a queued track, if it has one. */
+  cover(id: string): { mime: string; bytes: Uint8Array } | undefined;
+  /** An accepted song request's file arriving; answers with a status and a sentence. */
+  upload(
+    token: string,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<{ status: 200 | 400 | 404 | 413; text: string }>;
   onSocket(
     ws: SocketLike,
     remoteAddr: string,
@@ -49,6 +56,19 @@ export function createApp(hooks: ServerHooks): Hono {
       };
     }),
   );
+  app.get("/covers/:id", (c) => {
+    const id = c.req.param("id");
+    const cover = /^[0-9a-f]{64}$/.test(id) ? hooks.cover(id) : undefined;
+    if (!cover) return c.text("No such cover.\n", 404);
+    return c.body(cover.bytes.slice().buffer, 200, {
+      "Content-Type": cover.mime,
+      "Cache-Control": "max-age=86400, immutable",
+    });
+  });
+  app.put("/requests/:token", async (c) => {
+    const r = await hooks.upload(c.req.param("token"), c.req.raw.body);
+    return c.text(r.text + "\n", r.status);
+  });
   app.get("/tracks/:id", async (c) => {
     const id = c.req.param("id");
     const path = /^[0-9a-f]{64}$/.test(id) ? hooks.trackPath(id) : undefined;

@@ -13,6 +13,18 @@ export type Command =
   | { cmd: "stop" }
   | { cmd: "seek"; seconds: number }
   | { cmd: "skip" }
+  | { cmd: "queue" }
+  /** Positions are 1-based, as listed by `queue`. */
+  | { cmd: "move"; from: number; to: number }
+  | { cmd: "remove"; position: number }
+  /** Peer: offer a file from this machine to the host. */
+  | { cmd: "request"; path: string }
+  | { cmd: "inbox" }
+  | { cmd: "accept"; id: number }
+  | { cmd: "reject"; id: number }
+  /** Host: try a peer's failed downloads again, or play without waiting for that peer. */
+  | { cmd: "retry"; peer: string }
+  | { cmd: "skip-peer"; peer: string }
   | { cmd: "volume"; level: number }
   | { cmd: "mute" }
   | { cmd: "unmute" }
@@ -27,6 +39,8 @@ export type ChannelMode = "stereo" | "left" | "right" | "mono";
 const CHANNELS: readonly string[] = ["stereo", "left", "right", "mono"];
 /** Commands a peer may run: they only touch this device. */
 export const LOCAL_COMMANDS: ReadonlySet<CommandName> = new Set([
+  "queue",
+  "request",
   "volume",
   "mute",
   "unmute",
@@ -46,15 +60,23 @@ const NO_ARGS = new Set([
   "resume",
   "stop",
   "skip",
+  "queue",
+  "inbox",
   "mute",
   "unmute",
   "status",
   "quit",
 ]);
-const USAGE =
-  "add PATH, play, pause, resume, stop, seek SECONDS, skip, volume 0..1, mute, unmute, " +
-  "delay MS, channel stereo|left|right|mono [for PEER], status, quit";
+const USAGE = "add PATH, play, pause, resume, stop, seek SECONDS, skip, queue, move FROM TO, " +
+  "remove N, request PATH, inbox, accept ID, reject ID, retry PEER, skip-peer PEER, " +
+  "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], status, quit";
 const MAX_LINE = 8192;
+
+/** A whole number ≥ 1 from a word or a JSON number, else null. */
+function wholeNumber(v: unknown): number | null {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : NaN;
+  return Number.isSafeInteger(n) && n >= 1 ? n : null;
+}
 
 export function parseCommand(line: string): Command | CommandError {
   const text = line.trim();
@@ -72,8 +94,9 @@ export function parseCommand(line: string): Command | CommandError {
     }
     json = true;
     name = o.cmd;
-    arg = o.path ?? o.seconds ?? o.level ?? o.ms;
+    arg = o.path ?? o.seconds ?? o.level ?? o.ms ?? o.position ?? o.id ?? o.peer;
     if (o.cmd === "channel") arg = { channel: o.channel, peer: o.peer };
+    if (o.cmd === "move") arg = [o.from, o.to];
   } else {
     const space = text.indexOf(" ");
     name = (space < 0 ? text : text.slice(0, space)).toLowerCase();
@@ -81,13 +104,44 @@ export function parseCommand(line: string): Command | CommandError {
   }
   if (NO_ARGS.has(name)) return { cmd: name } as Command;
   switch (name) {
-    case "add": {
+    case "add":
+    case "request": {
       if (typeof arg !== "string" || arg === "") {
-        return { error: "add needs a file path: add PATH" };
+        return { error: `${name} needs a file path: ${name} PATH` };
       }
       // Words mode: allow a quoted path with spaces.
       const path = !json && /^".*"$/.test(arg) ? arg.slice(1, -1) : arg;
-      return { cmd: "add", path };
+      return { cmd: name, path };
+    }
+    case "remove": {
+      const n = wholeNumber(arg);
+      return n === null
+        ? { error: "remove needs a queue position (1 is the first track): remove 2" }
+        : { cmd: "remove", position: n };
+    }
+    case "move": {
+      const [a, b] = Array.isArray(arg) ? arg : typeof arg === "string" ? arg.split(/\s+/) : [];
+      const from = wholeNumber(a), to = wholeNumber(b);
+      if (
+        from === null || to === null || (typeof arg === "string" && arg.split(/\s+/).length > 2)
+      ) {
+        return { error: "move needs two queue positions (1 is the first track): move 3 1" };
+      }
+      return { cmd: "move", from, to };
+    }
+    case "accept":
+    case "reject": {
+      const n = wholeNumber(arg);
+      return n === null
+        ? { error: `${name} needs an inbox number, as listed by inbox: ${name} 1` }
+        : { cmd: name, id: n };
+    }
+    case "retry":
+    case "skip-peer": {
+      if (typeof arg !== "string" || arg.trim() === "") {
+        return { error: `${name} needs a peer's name: ${name} Sam` };
+      }
+      return { cmd: name, peer: arg.trim() };
     }
     case "seek": {
       const s = typeof arg === "number" ? arg : Number(arg);
@@ -160,7 +214,24 @@ export type EngineEvent =
     errorMs: number;
     color: string;
   }
+  /** `current` indexes `tracks` (0-based; −1 when empty); positions in commands are 1-based. */
   | { type: "queue"; tracks: unknown[]; current: number }
+  /** Host: the inbox of song requests. */
+  | { type: "inbox"; requests: InboxEntry[] }
+  /** Host: one request arrived or changed; peer: what became of one of its requests. */
+  | {
+    type: "request";
+    id: number;
+    fileName: string;
+    title: string;
+    state: string;
+    peer?: string;
+    artist?: string;
+    sizeBytes?: number;
+    reason?: string;
+  }
+  /** Host: a peer could not get a track after every retry. */
+  | { type: "transfer-failed"; peer: string; trackId: string; fileName: string; error: string }
   | {
     type: "transfer";
     trackId: string;
@@ -170,9 +241,20 @@ export type EngineEvent =
     progress: number;
     error?: string;
   }
-  | { type: "track-ready"; trackId: string; fileName: string; peer?: string }
+  | { type: "track-ready"; trackId: string; fileName: string; peer?: string; requestedBy?: string }
+  /** Peer: the queue goes on with `trackId` at `atHostMs` (none: it ends there). */
+  | { type: "next"; trackId: string | null; title: string | null; atHostMs: number }
   | { type: "track-ready-all"; trackId: string; fileName: string }
-  | { type: "playing"; trackId: string; title: string; positionSec: number; atHostMs: number }
+  | {
+    type: "playing";
+    trackId: string;
+    title: string;
+    artist?: string;
+    album?: string;
+    durationSec?: number;
+    positionSec: number;
+    atHostMs: number;
+  }
   | { type: "paused"; trackId: string; positionSec: number; atHostMs: number }
   | { type: "stopped"; atHostMs: number }
   | { type: "started"; trackId: string; atHostMs: number }
@@ -184,3 +266,13 @@ export type EngineEvent =
   | { type: "error"; message: string }
   | { type: "host-disconnected"; message: string }
   | { type: "quit" };
+
+export interface InboxEntry {
+  id: number;
+  peer: string;
+  fileName: string;
+  title: string;
+  artist: string;
+  sizeBytes: number;
+  state: "waiting" | "uploading";
+}

@@ -44,3 +44,36 @@ Deno.test("parseCommand() reads speaker delay and channel assignments", () => {
     assertTrue("error" in r && /delay needs|channel needs/.test(r.error), bad);
   }
 });
+
+Deno.test("parseCommand() reads queue, request and inbox commands", () => {
+  assertEquals(parseCommand("queue"), { cmd: "queue" });
+  assertEquals(parseCommand("move 3 1"), { cmd: "move", from: 3, to: 1 });
+  assertEquals(parseCommand('{"cmd":"move","from":2,"to":4}'), { cmd: "move", from: 2, to: 4 });
+  assertEquals(parseCommand("remove 2"), { cmd: "remove", position: 2 });
+  assertEquals(parseCommand('{"cmd":"remove","position":1}'), { cmd: "remove", position: 1 });
+  assertEquals(parseCommand('request "/home/me/a b.mp3"'), {
+    cmd: "request",
+    path: "/home/me/a b.mp3",
+  });
+  assertEquals(parseCommand("inbox"), { cmd: "inbox" });
+  assertEquals(parseCommand("accept 7"), { cmd: "accept", id: 7 });
+  assertEquals(parseCommand('{"cmd":"reject","id":2}'), { cmd: "reject", id: 2 });
+  assertEquals(parseCommand("retry Sam (2)"), { cmd: "retry", peer: "Sam (2)" });
+  assertEquals(parseCommand('{"cmd":"skip-peer","peer":"Sam"}'), { cmd: "skip-peer", peer: "Sam" });
+  const bad: [string, RegExp][] = [
+    ["move 1", /move needs two queue positions/],
+    ["move 0 2", /move needs two/],
+    ["move 1 2 3", /move needs two/],
+    ["remove x", /remove needs a queue position/],
+    ["remove 1.5", /remove needs/],
+    ["accept", /accept needs an inbox number/],
+    ["reject -1", /reject needs/],
+    ["request", /request needs a file path/],
+    ["retry", /retry needs a peer's name/],
+    ["skip-peer  ", /skip-peer needs/],
+  ];
+  for (const [line, want] of bad) {
+    const r = parseCommand(line);
+    assertTrue("error" in r && want.test(r.error), `${line}: ${JSON.stringify(r)}`);
+  }
+});

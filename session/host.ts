@@ -1,7 +1,8 @@
 import { AudioOutput } from "../audio/output.ts";
 import { DecodeError, decodeMp3 } from "../audio/decode.ts";
-import { MAX_FILE_BYTES } from "../audio/mp3_scan.ts";
+import type { PlayerEvent } from "../audio/player.ts";
 import type { SinkBackend } from "../audio/sink.ts";
+import { readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
 import { clockColor } from "../net/clock_filter.ts";
 import { ClockResponder } from "../net/clock_udp.ts";
 import { Advertiser, lanAddresses } from "../net/discovery.ts";
@@ -9,6 +10,8 @@ import type { LocalClock } from "../net/local_clock.ts";
 import { sha256Hex } from "../net/transfer.ts";
 import { createApp, type SocketLike } from "../server/http.ts";
 import { type ChannelMode, type Command, type EngineEvent } from "./commands.ts";
+import { Inbox, type InboxItem, RequestError } from "./inbox.ts";
+import { MAX_QUEUE_TRACKS, TrackQueue } from "./queue.ts";
 import {
   DEFAULT_SETTINGS,
   DeviceControls,
@@ -25,6 +28,8 @@ import {
   type PeerToHost,
   PROTOCOL_VERSION,
   ProtocolError,
+  type RequestMsg,
+  type RequestOutcome,
   type TrackInfo,
   type TrackStateName,
 } from "./protocol.ts";
@@ -44,12 +49,16 @@ interface Peer {
   tracks: Map<string, { state: TrackStateName; progress: number; error?: string }>;
   color: "green" | "yellow" | "red";
   settings: DeviceSettings;
+  /** Tracks the host was told to play without this peer (`skip-peer`). */
+  skipped: Set<string>;
 }
 
 interface HostTrack {
   info: TrackInfo;
   path: string;
   rateHz: number;
+  frames: number;
+  cover: { mime: string; bytes: Uint8Array } | null;
 }
 
 type Transport =
@@ -65,6 +74,8 @@ export interface HostOptions {
   audio: SinkBackend | "auto";
   wavPath?: string;
   advertise?: boolean;
+  /** Where accepted song requests are stored. */
+  requestDir: string;
   /** Speaker settings from the command line; the rest come from `settings`. */
   device?: Partial<DeviceSettings>;
   settings?: SettingsStore;
@@ -74,9 +85,17 @@ export interface HostOptions {
 export class HostEngine {
   readonly #peers = new Map<number, Peer>();
   readonly #tracks = new Map<string, HostTrack>();
-  #queue: string[] = [];
-  #current = -1;
+  readonly #queue = new TrackQueue((id) => this.#tracks.get(id)?.info.title ?? id);
   #transport: Transport = { state: "stopped" };
+  /** The transition already scheduled on every device: `trackId` starts at `atHostMs`. */
+  #armed: { trackId: string; atHostMs: number } | null = null;
+  #endTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The current track should start as soon as every device has it (auto-advance waited). */
+  #startWhenReady = false;
+  /** Tracks decoded into the audio engine (the current and the next), and those in progress. */
+  readonly #decoded = new Set<string>();
+  readonly #decoding = new Set<string>();
+  readonly #inbox: Inbox;
   #nextId = 1;
   #server: Deno.HttpServer | null = null;
   #clockUdp: ClockResponder;
@@ -95,11 +114,14 @@ export class HostEngine {
     this.#clockUdp = new ClockResponder({ port: opts.port, hostname: opts.hostname, clock });
     this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
     this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
+    this.#inbox = new Inbox(opts.requestDir);
   }
 
   async start(): Promise<void> {
     const app = createApp({
       trackPath: (id) => this.#tracks.get(id)?.path,
+      cover: (id) => this.#tracks.get(id)?.cover ?? undefined,
+      upload: (token, body) => this.#receiveUpload(token, body),
       onSocket: (ws) => this.#onSocket(ws),
     });
     this.#server = Deno.serve({
@@ -148,6 +170,7 @@ export class HostEngine {
 
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#endTimer);
     for (const p of this.#peers.values()) p.ws.close(1001, "host quit");
     this.#advertiser?.stop();
     this.#clockUdp.stop();
@@ -158,9 +181,35 @@ export class HostEngine {
   // ---------- commands ----------
 
   async run(c: Command): Promise<void> {
+    if (["play", "pause", "resume", "stop", "seek", "skip"].includes(c.cmd)) {
+      this.#startWhenReady = false;
+    }
     switch (c.cmd) {
       case "add":
-        return await this.add(c.path);
+        return void await this.add(c.path);
+      case "queue":
+        return this.#emitQueue();
+      case "move": {
+        const bad = this.#queue.move(c.from, c.to);
+        if (bad) return this.emit({ type: "error", message: `Cannot move: ${bad}` });
+        return this.#queueChanged();
+      }
+      case "remove":
+        return this.#remove(c.position);
+      case "inbox":
+        return this.emit({ type: "inbox", requests: this.#inbox.list() });
+      case "accept":
+        return this.#accept(c.id);
+      case "reject":
+        return this.#reject(c.id);
+      case "retry":
+      case "skip-peer":
+        return this.#transferDecision(c.cmd, c.peer);
+      case "request":
+        return this.emit({
+          type: "error",
+          message: "The host adds songs directly: use add PATH. Peers send requests.",
+        });
       case "play":
         return this.play();
       case "pause":
@@ -193,66 +242,145 @@ export class HostEngine {
     }
   }
 
-  /** Validates, hashes and decodes a file, then queues and distributes it. */
-  async add(path: string): Promise<void> {
-    const fileName = path.split(/[\\/]/).pop() || path;
-    let bytes: Uint8Array<ArrayBuffer>;
+  /**
+   * Validates, hashes, decodes and tags a file, then queues and distributes it. Returns null,
+   * or the sentence (also emitted as an error) that says why the file cannot be used.
+   */
+  async add(path: string, opts: { fileName?: string; requestedBy?: string } = {}): Promise<
+    string | null
+  > {
+    const fail = (message: string) => {
+      this.emit({ type: "error", message });
+      return message;
+    };
+    let file;
     try {
-      const st = await Deno.stat(path);
-      if (!st.isFile) throw new Error("it is not a file");
-      if (st.size > MAX_FILE_BYTES) {
-        throw new Error(`the file is ${(st.size / 1048576).toFixed(1)} MB; the limit is 50 MB`);
-      }
-      bytes = await Deno.readFile(path);
+      file = await readTrackFile(path);
     } catch (e) {
-      const why = e instanceof Deno.errors.NotFound
-        ? "the file does not exist"
-        : (e as Error).message;
-      this.emit({ type: "error", message: `Cannot use "${fileName}": ${why}` });
-      return;
+      if (e instanceof TrackFileError) return fail(e.message);
+      throw e;
     }
-    const id = await sha256Hex(bytes);
+    const fileName = opts.fileName ?? file.fileName;
+    if (this.#queue.full) {
+      return fail(`Cannot add "${fileName}": the queue is full (${MAX_QUEUE_TRACKS} tracks).`);
+    }
+    const id = await sha256Hex(file.bytes);
     if (this.#tracks.has(id)) {
       this.emit({ type: "notice", level: "info", message: `"${fileName}" is already queued.` });
-      return;
+      return `"${fileName}" is already in the queue.`;
     }
+    let pcm;
     try {
-      const pcm = await decodeMp3(bytes, { id, fileName });
-      const info: TrackInfo = {
-        id,
-        fileName,
-        title: fileName.replace(/\.mp3$/i, ""),
-        sizeBytes: bytes.length,
-        durationSec: pcm.left.length / pcm.rateHz,
-      };
-      this.#tracks.set(id, { info, path: await Deno.realPath(path), rateHz: pcm.rateHz });
-      this.#output.addTrack(pcm);
-      this.#queue.push(id);
-      if (this.#current < 0) this.#current = 0;
-      this.emit({ type: "track-ready", trackId: id, fileName });
-      this.#broadcastQueue();
-      this.#broadcast({ type: "load", track: info });
-      this.#checkAllReady(id);
+      pcm = await decodeMp3(file.bytes, { id, fileName });
     } catch (e) {
+      return fail(
+        e instanceof DecodeError ? e.message : `Cannot use "${fileName}": ${(e as Error).message}`,
+      );
+    }
+    const tags = await readTags(file.bytes, fileName);
+    const info: TrackInfo = {
+      id,
+      fileName,
+      title: tags.title,
+      artist: tags.artist,
+      album: tags.album,
+      sizeBytes: file.bytes.length,
+      durationSec: pcm.left.length / pcm.rateHz,
+      ...(tags.cover
+        ? { cover: { mime: tags.cover.mime, sizeBytes: tags.cover.bytes.length } }
+        : {}),
+    };
+    this.#tracks.set(id, {
+      info,
+      path: await Deno.realPath(path),
+      rateHz: pcm.rateHz,
+      frames: pcm.left.length,
+      cover: tags.cover,
+    });
+    this.#queue.add(id);
+    if (this.#queue.wanted().includes(id)) {
+      this.#output.addTrack(pcm);
+      this.#decoded.add(id);
+    }
+    this.emit({
+      type: "track-ready",
+      trackId: id,
+      fileName,
+      ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
+    });
+    this.#queueChanged();
+    this.#onReady(id);
+    return null;
+  }
+
+  #remove(position: number): void {
+    const id = this.#queue.ids[position - 1];
+    const tr = this.#transport;
+    if (id && tr.state !== "stopped" && tr.trackId === id) {
       this.emit({
         type: "error",
-        message: e instanceof DecodeError
-          ? e.message
-          : `Cannot use "${fileName}": ${(e as Error).message}`,
+        message: `Cannot remove ${this.#queue.describe(id)}: it is playing. Skip it or stop first.`,
       });
+      return;
+    }
+    const r = this.#queue.remove(position);
+    if ("error" in r) return this.emit({ type: "error", message: `Cannot remove: ${r.error}` });
+    const t = this.#tracks.get(r.id)!;
+    this.#tracks.delete(r.id);
+    this.emit({ type: "notice", level: "info", message: `Removed "${t.info.title}".` });
+    this.#queueChanged();
+  }
+
+  /** After any change of order or current track: tell everyone, decode, re-plan the transition. */
+  #queueChanged() {
+    this.#emitQueue(true);
+    this.#keepDecoded();
+    this.#arm();
+  }
+
+  /** Keeps exactly the current and next track decoded in the audio engine. */
+  #keepDecoded() {
+    const wanted = this.#queue.wanted();
+    for (const id of this.#decoded) {
+      if (!wanted.includes(id)) {
+        this.#decoded.delete(id);
+        this.#output.dropTrack(id);
+      }
+    }
+    for (const id of wanted) {
+      if (this.#decoded.has(id) || this.#decoding.has(id)) continue;
+      const t = this.#tracks.get(id)!;
+      this.#decoding.add(id);
+      Deno.readFile(t.path)
+        .then((bytes) => decodeMp3(bytes, { id, fileName: t.info.fileName }))
+        .then((pcm) => {
+          if (!this.#queue.wanted().includes(id)) return;
+          this.#output.addTrack(pcm);
+          this.#decoded.add(id);
+          this.#onReady(id);
+        })
+        .catch((e) =>
+          this.emit({
+            type: "error",
+            message: `Cannot read "${t.info.fileName}" again: ${(e as Error).message}`,
+          })
+        )
+        .finally(() => this.#decoding.delete(id));
     }
   }
 
   #currentTrack(): HostTrack | undefined {
-    return this.#tracks.get(this.#queue[this.#current]);
+    const id = this.#queue.currentId;
+    return id === undefined ? undefined : this.#tracks.get(id);
   }
 
-  /** Peers (by name) not yet ready for a track, with what they are doing. */
+  /** Devices (by name) not yet ready for a track, with what they are doing. */
   #notReady(trackId: string): string[] {
     const out: string[] = [];
+    if (!this.#decoded.has(trackId)) out.push(`${this.opts.name} (host, decoding)`);
     for (const p of this.#peers.values()) {
       const st = p.tracks.get(trackId);
-      if (st?.state === "ready") continue;
+      if (st?.state === "ready" || p.skipped.has(trackId)) continue;
       const what = !st
         ? "waiting"
         : st.state === "downloading"
@@ -299,15 +427,94 @@ export class HostEngine {
 
   #startAt(t: HostTrack, fromFrame: number, atHostMs: number): void {
     this.#transport = { state: "playing", trackId: t.info.id, fromFrame, atHostMs };
+    this.#armed = null; // this play replaces every later schedule on every device
     this.#dispatch({ type: "play", trackId: t.info.id, fromFrame, atHostMs });
     this.#output.schedule({ kind: "play", trackId: t.info.id, fromFrame, atHostMs });
+    this.#emitPlaying(t, fromFrame, atHostMs);
+    this.#arm();
+  }
+
+  #emitPlaying(t: HostTrack, fromFrame: number, atHostMs: number) {
+    const { id, title, artist, album, durationSec } = t.info;
     this.emit({
       type: "playing",
-      trackId: t.info.id,
-      title: t.info.title,
+      trackId: id,
+      title,
+      artist,
+      album,
+      durationSec,
       positionSec: fromFrame / t.rateHz,
       atHostMs,
     });
+  }
+
+  /** Host time at which the playing track's last frame has been heard, if playing. */
+  #endsAt(): number | null {
+    const tr = this.#transport;
+    if (tr.state !== "playing") return null;
+    const t = this.#tracks.get(tr.trackId)!;
+    return tr.atHostMs + ((t.frames - tr.fromFrame) * 1000) / t.rateHz;
+  }
+
+  /**
+   * Plans the transition to the next track: once the next track is ready everywhere, every
+   * device is told to start it at the exact host time the current one ends, so it begins on
+   * the frame after the last one, the same on all devices. Re-run after anything that changes
+   * the next track, its readiness or the end time.
+   */
+  #arm() {
+    clearTimeout(this.#endTimer);
+    const end = this.#endsAt();
+    if (end === null) {
+      this.#armed = null;
+      return;
+    }
+    const next = this.#queue.nextId;
+    const want = next !== undefined && this.#notReady(next).length === 0 ? next : undefined;
+    const armed = this.#armed;
+    if (want !== armed?.trackId || (armed && armed.atHostMs !== end)) {
+      if (want || armed) {
+        this.#dispatch({ type: "next", ...(want ? { trackId: want } : {}), atHostMs: end });
+        this.#output.schedule(
+          want
+            ? { kind: "play", trackId: want, fromFrame: 0, atHostMs: end }
+            : { kind: "silence", atHostMs: end },
+        );
+      }
+      this.#armed = want ? { trackId: want, atHostMs: end } : null;
+    }
+    this.#endTimer = setTimeout(() => this.#trackEnded(end), Math.max(0, end - this.clock.now()));
+  }
+
+  /** The current track has just ended (by the schedule): move the queue on. */
+  #trackEnded(end: number) {
+    if (this.#endsAt() !== end) return;
+    const armed = this.#armed;
+    this.#armed = null;
+    if (armed && armed.trackId === this.#queue.nextId) {
+      this.#queue.advance();
+      const t = this.#tracks.get(armed.trackId)!;
+      this.#transport = { state: "playing", trackId: t.info.id, fromFrame: 0, atHostMs: end };
+      this.#emitPlaying(t, 0, end);
+      this.#queueChanged();
+      return;
+    }
+    this.#transport = { state: "stopped" };
+    if (this.#queue.advance()) {
+      const t = this.#currentTrack()!;
+      this.#startWhenReady = true;
+      this.#queueChanged();
+      this.emit({
+        type: "notice",
+        level: "warn",
+        message: `"${t.info.title}" waits for ${
+          this.#notReady(t.info.id).join(", ")
+        }; it starts when they are ready (or use skip-peer NAME).`,
+      });
+    } else {
+      this.emit({ type: "stopped", atHostMs: end });
+      this.emit({ type: "notice", level: "info", message: "End of the queue." });
+    }
   }
 
   /** Frame of the current track heard at host time `atMs`. */
@@ -334,6 +541,8 @@ export class HostEngine {
   }
 
   #silenceAt(atHostMs: number) {
+    clearTimeout(this.#endTimer);
+    this.#armed = null;
     this.#dispatch({ type: "pause", atHostMs });
     this.#output.schedule({ kind: "silence", atHostMs });
   }
@@ -384,44 +593,28 @@ export class HostEngine {
   }
 
   skipTrack(): void {
-    if (this.#current + 1 >= this.#queue.length) {
+    const wasPlaying = this.#transport.state === "playing";
+    if (!this.#queue.advance()) {
       this.emit({
         type: "error",
         message: "Nothing to skip to: this is the last track in the queue.",
       });
       return;
     }
-    const wasPlaying = this.#transport.state === "playing";
-    this.#current++;
-    this.#broadcastQueue();
-    if (wasPlaying) {
-      this.#transport = { state: "stopped" };
-      this.play();
-      // Not everyone has the next track yet: stop the old one rather than play on alone.
-      if ((this.#transport as Transport).state !== "playing") {
-        this.#silenceAt(this.clock.now() + this.#leadMs());
-      }
-    } else {
-      this.#transport = { state: "stopped" };
+    this.#transport = { state: "stopped" };
+    this.#queueChanged();
+    if (!wasPlaying) return;
+    this.play();
+    // Not everyone has the next track yet: stop the old one and start when they do.
+    if ((this.#transport as Transport).state !== "playing") {
+      this.#silenceAt(this.clock.now() + this.#leadMs());
+      this.#startWhenReady = true;
     }
   }
 
-  #onPlayerEvent(e: import("../audio/player.ts").PlayerEvent): void {
-    if (e.type === "started") {
-      this.emit({ type: "started", trackId: e.trackId, atHostMs: e.atHostMs });
-    } else if (e.type === "ended") {
-      this.emit({ type: "ended", trackId: e.trackId, atHostMs: e.atHostMs });
-      const tr = this.#transport;
-      if (tr.state === "playing" && tr.trackId === e.trackId) {
-        this.#transport = { state: "stopped" };
-        if (this.#current + 1 < this.#queue.length) {
-          this.#current++;
-          this.#broadcastQueue();
-          this.play();
-        } else {
-          this.emit({ type: "stopped", atHostMs: e.atHostMs });
-        }
-      }
+  #onPlayerEvent(e: PlayerEvent): void {
+    if (e.type === "started" || e.type === "ended") {
+      this.emit({ type: e.type, trackId: e.trackId, atHostMs: e.atHostMs });
     } else if (e.type === "resync") {
       this.emit({
         type: "notice",
@@ -452,7 +645,7 @@ export class HostEngine {
   // ---------- peers ----------
 
   #peerList(): PeerInfo[] {
-    const cur = this.#queue[this.#current];
+    const cur = this.#queue.currentId;
     return [...this.#peers.values()].map((p) => ({
       id: p.id,
       name: p.name,
@@ -465,15 +658,50 @@ export class HostEngine {
     }));
   }
 
-  #assign(name: string, channel: ChannelMode) {
+  /** The peer with this display name (any case), or null after emitting a sentence. */
+  #peerNamed(name: string): Peer | null {
     const want = name.toLowerCase();
     const p = [...this.#peers.values()].find((x) => x.name.toLowerCase() === want);
     if (!p) {
       const names = [...this.#peers.values()].map((x) => x.name).join(", ") || "none";
       this.emit({ type: "error", message: `No peer named "${name}". Peers: ${names}.` });
+    }
+    return p ?? null;
+  }
+
+  #assign(name: string, channel: ChannelMode) {
+    const p = this.#peerNamed(name);
+    if (p) this.#send(p, { type: "assign", channel });
+  }
+
+  /** `retry PEER`: ask it to fetch its failed tracks again; `skip-peer PEER`: play without it. */
+  #transferDecision(cmd: "retry" | "skip-peer", name: string) {
+    const p = this.#peerNamed(name);
+    if (!p) return;
+    const missing = this.#queue.wanted().filter((id) => p.tracks.get(id)?.state !== "ready");
+    const titles = missing.map((id) => `"${this.#tracks.get(id)!.info.title}"`).join(" and ");
+    if (cmd === "retry") {
+      for (const id of missing) p.skipped.delete(id);
+      this.#send(p, { type: "retry" });
+      this.emit({ type: "notice", level: "info", message: `Asked ${p.name} to try again.` });
+      this.#arm();
       return;
     }
-    this.#send(p, { type: "assign", channel });
+    if (!missing.length) {
+      this.emit({
+        type: "notice",
+        level: "info",
+        message: `${p.name} already has the current and next track; nothing to skip.`,
+      });
+      return;
+    }
+    for (const id of missing) p.skipped.add(id);
+    this.emit({
+      type: "notice",
+      level: "info",
+      message: `Playing ${titles} without waiting for ${p.name}; they join in once they have it.`,
+    });
+    for (const id of missing) this.#onReady(id);
   }
 
   #send(p: Peer, m: HostToPeer) {
@@ -498,19 +726,21 @@ export class HostEngine {
     }
   }
 
-  #broadcastQueue() {
-    this.#broadcast(this.#queueMsg());
+  /** Emits the queue as an event (positions 1-based); with `broadcast`, tells peers too. */
+  #emitQueue(broadcast = false) {
+    const m = this.#queueMsg();
+    if (broadcast) this.#broadcast(m);
     this.emit({
       type: "queue",
-      tracks: this.#queue.map((id) => this.#tracks.get(id)!.info),
-      current: this.#current,
+      tracks: m.tracks.map((t, i) => ({ position: i + 1, ...t })),
+      current: m.current,
     });
   }
-  #queueMsg(): HostToPeer {
+  #queueMsg(): Extract<HostToPeer, { type: "queue" }> {
     return {
       type: "queue",
-      tracks: this.#queue.map((id) => this.#tracks.get(id)!.info),
-      current: this.#current,
+      tracks: this.#queue.ids.map((id) => this.#tracks.get(id)!.info),
+      current: this.#queue.current,
     };
   }
   #broadcastPeers() {
@@ -552,7 +782,12 @@ export class HostEngine {
         if (!peer) return;
         this.#peers.delete(peer.id);
         this.emit({ type: "peer-left", id: peer.id, name: peer.name, reason: "disconnected" });
+        for (const item of this.#inbox.dropPeer(peer.id)) {
+          this.#requestEvent(item, "withdrawn", `${peer.name} left the jam.`);
+        }
         this.#broadcastPeers();
+        // Whatever waited for this peer may go ahead now.
+        for (const id of this.#queue.wanted()) this.#onReady(id);
         peer = null;
       },
     };
@@ -591,6 +826,7 @@ export class HostEngine {
       tracks: new Map(),
       color: "red",
       settings: { ...DEFAULT_SETTINGS },
+      skipped: new Set(),
     };
     this.#peers.set(peer.id, peer);
     this.#send(peer, {
@@ -601,10 +837,8 @@ export class HostEngine {
       session: this.opts.session,
       hostName: this.opts.name,
     });
+    // The queue tells the peer what to fetch; it fetches the current track first.
     this.#send(peer, this.#queueMsg());
-    for (const id of this.#queue) {
-      this.#send(peer, { type: "load", track: this.#tracks.get(id)!.info });
-    }
     const tr = this.#transport;
     // A late joiner gets the running schedule: its player starts at the current position.
     if (tr.state === "playing") {
@@ -614,6 +848,7 @@ export class HostEngine {
         fromFrame: tr.fromFrame,
         atHostMs: tr.atHostMs,
       });
+      if (this.#armed) this.#send(peer, { type: "next", ...this.#armed });
     }
     this.emit({ type: "peer-joined", id: peer.id, name });
     if (!m.audio.device) {
@@ -648,23 +883,35 @@ export class HostEngine {
           ...(m.error ? { error: m.error } : {}),
         });
         if (m.state === "ready") {
+          p.skipped.delete(m.trackId);
           this.emit({
             type: "track-ready",
             trackId: m.trackId,
             fileName: t.info.fileName,
             peer: p.name,
           });
-          this.#checkAllReady(m.trackId);
+          this.#onReady(m.trackId);
         }
         if (m.state === "failed") {
+          const error = m.error ?? "unknown error";
+          this.emit({
+            type: "transfer-failed",
+            peer: p.name,
+            trackId: m.trackId,
+            fileName: t.info.fileName,
+            error,
+          });
           this.emit({
             type: "error",
-            message: `${p.name} could not get "${t.info.fileName}": ${m.error ?? "unknown error"}.`,
+            message: `${p.name} could not get "${t.info.fileName}": ${error}. ` +
+              `Use retry ${p.name} to try again, or skip-peer ${p.name} to play without them.`,
           });
         }
         this.#broadcastPeers();
         return;
       }
+      case "request":
+        return this.#offer(p, m);
       case "settings":
         p.settings = { channel: m.channel, speakerDelayMs: m.speakerDelayMs };
         this.emit({ type: "peers", peers: this.#peerList() });
@@ -679,14 +926,114 @@ export class HostEngine {
     }
   }
 
-  #checkAllReady(trackId: string) {
-    if (this.#notReady(trackId).length === 0) {
+  /** A device got a track (or stopped mattering for it): start or arm what waited for it. */
+  #onReady(trackId: string) {
+    const t = this.#tracks.get(trackId);
+    if (!t || this.#notReady(trackId).length > 0) return;
+    this.emit({ type: "track-ready-all", trackId, fileName: t.info.fileName });
+    if (this.#startWhenReady && trackId === this.#queue.currentId) {
+      this.#startWhenReady = false;
+      this.play();
+    } else if (trackId === this.#queue.nextId) {
+      this.#arm();
+    }
+  }
+
+  // ---------- song requests ----------
+
+  #offer(p: Peer, m: RequestMsg) {
+    const r = this.#inbox.offer(p, m, (sha) => this.#tracks.has(sha));
+    if (typeof r === "string") {
+      this.#send(p, {
+        type: "requestResult",
+        requestId: m.requestId,
+        outcome: "refused",
+        reason: r,
+      });
       this.emit({
-        type: "track-ready-all",
-        trackId,
-        fileName: this.#tracks.get(trackId)!.info.fileName,
+        type: "notice",
+        level: "warn",
+        message: `Refused a request from ${p.name}: ${r}`,
+      });
+      return;
+    }
+    this.#requestEvent(r, "waiting");
+    this.#send(p, { type: "requestResult", requestId: m.requestId, outcome: "waiting" });
+  }
+
+  #accept(id: number) {
+    const r = this.#inbox.accept(id);
+    if (typeof r === "string") return this.emit({ type: "error", message: r });
+    const p = this.#peers.get(r.peerId);
+    if (!p) return; // dropPeer already removed its requests
+    this.#send(p, { type: "upload", requestId: r.requestId, token: r.token! });
+    this.#requestEvent(r, "uploading");
+  }
+
+  #reject(id: number) {
+    const r = this.#inbox.take(id);
+    if (typeof r === "string") return this.emit({ type: "error", message: r });
+    this.#tellRequester(r, "rejected", `The host declined "${r.fileName}".`);
+    this.#requestEvent(r, "rejected");
+  }
+
+  async #receiveUpload(
+    token: string,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<{ status: 200 | 400 | 404 | 413; text: string }> {
+    const item = this.#inbox.byToken(token);
+    if (!item || item.state !== "uploading") {
+      await body?.cancel().catch(() => {});
+      return { status: 404, text: "No accepted request has this address." };
+    }
+    this.#inbox.take(item.id);
+    let path: string;
+    try {
+      path = await this.#inbox.receive(item, body);
+    } catch (e) {
+      const why = e instanceof RequestError ? e.message : String(e);
+      const reason = `Could not receive "${item.fileName}" from ${item.peer}: ${why}.`;
+      this.emit({ type: "error", message: reason });
+      this.#tellRequester(item, "failed", reason);
+      this.#requestEvent(item, "failed", reason);
+      return { status: /larger/.test(why) ? 413 : 400, text: reason };
+    }
+    const bad = await this.add(path, { fileName: item.fileName, requestedBy: item.peer });
+    if (bad) {
+      await Deno.remove(path).catch(() => {});
+      this.#tellRequester(item, "refused", bad);
+      this.#requestEvent(item, "refused", bad);
+      return { status: 400, text: bad };
+    }
+    this.#tellRequester(item, "queued");
+    this.#requestEvent(item, "queued");
+    return { status: 200, text: `"${item.fileName}" is queued.` };
+  }
+
+  #tellRequester(item: InboxItem, outcome: RequestOutcome, reason?: string) {
+    const p = this.#peers.get(item.peerId);
+    if (p) {
+      this.#send(p, {
+        type: "requestResult",
+        requestId: item.requestId,
+        outcome,
+        ...(reason ? { reason } : {}),
       });
     }
+  }
+
+  #requestEvent(item: InboxItem, state: string, reason?: string) {
+    this.emit({
+      type: "request",
+      id: item.id,
+      peer: item.peer,
+      fileName: item.fileName,
+      title: item.title,
+      artist: item.artist,
+      sizeBytes: item.sizeBytes,
+      state,
+      ...(reason ? { reason } : {}),
+    });
   }
 
   #recolor(p: Peer) {

@@ -1,11 +1,14 @@
 import { AudioOutput } from "../audio/output.ts";
 import { decodeMp3 } from "../audio/decode.ts";
+import { Mp3FormatError, scanMp3 } from "../audio/mp3_scan.ts";
 import type { SinkBackend } from "../audio/sink.ts";
+import { readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
 import { clockColor } from "../net/clock_filter.ts";
 import { ClockPinger } from "../net/clock_udp.ts";
 import type { LocalClock } from "../net/local_clock.ts";
-import { download } from "../net/transfer.ts";
+import { download, sha256Hex } from "../net/transfer.ts";
 import { type Command, type EngineEvent, LOCAL_COMMANDS } from "./commands.ts";
+import { fetchOrder, wantedOf } from "./queue.ts";
 import { DeviceControls, type DeviceSettings, type SettingsStore } from "./device_settings.ts";
 import {
   decodeMessage,
@@ -14,7 +17,11 @@ import {
   type PeerToHost,
   PROTOCOL_VERSION,
   type TrackInfo,
+  type TrackStateName,
 } from "./protocol.ts";
+
+/** Where a queued file stands on this device (decoded ones are also in `#decoded`). */
+type FileState = "downloading" | "cached" | "failed";
 
 export interface PeerOptions {
   hostname: string;
@@ -40,10 +47,22 @@ export class PeerEngine {
   #audio = { backend: "null", device: false };
   #lastHeardMs = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
-  #loading = new Set<string>();
-  #ready = new Set<string>();
-  #tracks = new Map<string, TrackInfo>();
-  #rates = new Map<string, number>();
+  /** The host's queue as last received. */
+  #queue: TrackInfo[] = [];
+  #current = -1;
+  readonly #tracks = new Map<string, TrackInfo>();
+  readonly #files = new Map<string, FileState>();
+  readonly #paths = new Map<string, string>();
+  readonly #decoded = new Map<string, number>(); // id → sample rate
+  #download: { id: string; abort: AbortController } | null = null;
+  #working = false;
+  #workAgain = false;
+  /** Song requests this peer sent, by its own number; bytes kept until the host decides. */
+  readonly #requests = new Map<
+    number,
+    { fileName: string; title: string; bytes: Uint8Array<ArrayBuffer> }
+  >();
+  #nextRequest = 1;
   #volume = 1;
   #muted = false;
   #ended!: (why: PeerEnd) => void;
@@ -229,9 +248,36 @@ export class PeerEngine {
 
   #onMessage(m: HostToPeer) {
     switch (m.type) {
-      case "load":
-        this.#tracks.set(m.track.id, m.track);
-        void this.#load(m.track);
+      case "queue":
+        this.#onQueue(m.tracks, m.current);
+        this.emit({
+          type: "queue",
+          tracks: m.tracks.map((t, i) => ({ position: i + 1, ...t })),
+          current: m.current,
+        });
+        return;
+      case "next":
+        this.#output.schedule(
+          m.trackId
+            ? { kind: "play", trackId: m.trackId, fromFrame: 0, atHostMs: m.atHostMs }
+            : { kind: "silence", atHostMs: m.atHostMs },
+        );
+        this.emit({
+          type: "next",
+          trackId: m.trackId ?? null,
+          title: m.trackId ? this.#tracks.get(m.trackId)?.title ?? null : null,
+          atHostMs: m.atHostMs,
+        });
+        return;
+      case "retry":
+        for (const [id, st] of this.#files) if (st === "failed") this.#files.delete(id);
+        void this.#work();
+        return;
+      case "upload":
+        void this.#upload(m.requestId, m.token);
+        return;
+      case "requestResult":
+        this.#onRequestResult(m.requestId, m.outcome, m.reason);
         return;
       case "play":
         this.#output.schedule({
@@ -244,16 +290,16 @@ export class PeerEngine {
           type: "playing",
           trackId: m.trackId,
           title: this.#tracks.get(m.trackId)?.title ?? m.trackId,
-          positionSec: m.fromFrame / (this.#rates.get(m.trackId) ?? 48000),
+          artist: this.#tracks.get(m.trackId)?.artist,
+          album: this.#tracks.get(m.trackId)?.album,
+          durationSec: this.#tracks.get(m.trackId)?.durationSec,
+          positionSec: m.fromFrame / (this.#decoded.get(m.trackId) ?? 48000),
           atHostMs: m.atHostMs,
         });
         return;
       case "pause":
         this.#output.schedule({ kind: "silence", atHostMs: m.atHostMs });
         this.emit({ type: "paused", trackId: "", positionSec: 0, atHostMs: m.atHostMs });
-        return;
-      case "queue":
-        this.emit({ type: "queue", tracks: m.tracks, current: m.current });
         return;
       case "peers":
         this.emit({ type: "peers", peers: m.peers });
@@ -276,37 +322,77 @@ export class PeerEngine {
     }
   }
 
-  async #load(t: TrackInfo) {
-    if (this.#loading.has(t.id) || this.#ready.has(t.id)) {
-      if (this.#ready.has(t.id)) {
-        this.#send({ type: "trackState", trackId: t.id, state: "ready", progress: 1 });
-      }
+  // ---------- tracks: fetch every queued file, keep the current and next decoded ----------
+
+  #onQueue(tracks: TrackInfo[], current: number) {
+    this.#queue = tracks;
+    this.#current = current;
+    this.#tracks.clear();
+    for (const t of tracks) this.#tracks.set(t.id, t);
+    const wanted = this.#wanted();
+    for (const [id] of this.#decoded) {
+      if (wanted.includes(id)) continue;
+      this.#decoded.delete(id);
+      this.#output.dropTrack(id);
+      if (this.#tracks.has(id)) this.#report(this.#tracks.get(id)!, "cached", 1);
+    }
+    for (const id of [...this.#files.keys()]) {
+      if (!this.#tracks.has(id)) this.#files.delete(id);
+    }
+    // A download of a track that is no longer needed, or that is less urgent than a wanted one
+    // not yet here, stops; it resumes from where it was later.
+    const dl = this.#download;
+    const urgent = wanted.some((id) => !this.#files.has(id));
+    if (dl && (!this.#tracks.has(dl.id) || (urgent && !wanted.includes(dl.id)))) dl.abort.abort();
+    void this.#work();
+  }
+
+  #wanted(): string[] {
+    return wantedOf(this.#queue.map((t) => t.id), this.#current);
+  }
+
+  /** One track job at a time: decode a wanted cached track, else fetch the next missing one. */
+  async #work(): Promise<void> {
+    if (this.#working) {
+      this.#workAgain = true;
       return;
     }
-    this.#loading.add(t.id);
-    const state = (
-      s: "downloading" | "decoding" | "ready" | "failed",
-      progress: number,
-      error?: string,
-    ) => {
-      this.#send({
-        type: "trackState",
-        trackId: t.id,
-        state: s,
-        progress,
-        ...(error ? { error } : {}),
-      });
-      this.emit({
-        type: "transfer",
-        trackId: t.id,
-        fileName: t.fileName,
-        state: s,
-        progress,
-        ...(error ? { error } : {}),
-      });
-    };
+    this.#working = true;
     try {
-      state("downloading", 0);
+      do {
+        this.#workAgain = false;
+        let job;
+        while (!this.#done && (job = this.#nextJob())) await job();
+      } while (this.#workAgain && !this.#done);
+    } finally {
+      this.#working = false;
+    }
+  }
+
+  #nextJob(): (() => Promise<void>) | null {
+    for (const id of this.#wanted()) {
+      if (this.#files.get(id) === "cached" && !this.#decoded.has(id)) {
+        return () => this.#decode(this.#tracks.get(id)!);
+      }
+    }
+    for (const id of fetchOrder(this.#queue.map((t) => t.id), this.#current)) {
+      if (!this.#files.has(id)) return () => this.#fetch(this.#tracks.get(id)!);
+    }
+    return null;
+  }
+
+  #report(t: TrackInfo, state: TrackStateName, progress: number, error?: string) {
+    const extra = error ? { error } : {};
+    this.#send({ type: "trackState", trackId: t.id, state, progress, ...extra });
+    this.emit({ type: "transfer", trackId: t.id, fileName: t.fileName, state, progress, ...extra });
+  }
+
+  async #fetch(t: TrackInfo) {
+    this.#files.set(t.id, "downloading");
+    const abort = new AbortController();
+    this.#download = { id: t.id, abort };
+    this.#report(t, "downloading", 0);
+    try {
       const host = this.opts.hostname.includes(":")
         ? `[${this.opts.hostname}]`
         : this.opts.hostname;
@@ -315,36 +401,138 @@ export class PeerEngine {
         sha256: t.id,
         sizeBytes: t.sizeBytes,
         dir: this.opts.cacheDir,
-        onProgress: (f) => state("downloading", f),
-        onRetry: (n, why) =>
+        signal: abort.signal,
+        onProgress: (f) => this.#report(t, "downloading", f),
+        onRetry: (n, why, fromByte) =>
           this.emit({
             type: "notice",
             level: "warn",
-            message: `Retrying "${t.fileName}" (attempt ${n + 1} of 4): ${why}`,
+            message: `Retrying "${t.fileName}" (attempt ${n + 1} of 4${
+              fromByte > 0 ? `, resuming at byte ${fromByte}` : ""
+            }): ${why}`,
           }),
       });
-      state("decoding", 1);
-      const pcm = await decodeMp3(await Deno.readFile(path), { id: t.id, fileName: t.fileName });
+      this.#paths.set(t.id, path);
+      this.#files.set(t.id, "cached");
+      if (!this.#wanted().includes(t.id)) this.#report(t, "cached", 1);
+    } catch (e) {
+      if (abort.signal.aborted) {
+        this.#files.delete(t.id); // not failed: fetched again when its turn comes
+        return;
+      }
+      this.#files.set(t.id, "failed");
+      this.#report(t, "failed", 0, (e as Error).message.slice(0, 400));
+    } finally {
+      this.#download = null;
+    }
+  }
+
+  async #decode(t: TrackInfo) {
+    this.#report(t, "decoding", 1);
+    try {
+      const pcm = await decodeMp3(await Deno.readFile(this.#paths.get(t.id)!), {
+        id: t.id,
+        fileName: t.fileName,
+      });
+      if (!this.#wanted().includes(t.id)) return this.#report(t, "cached", 1);
       this.#output.addTrack(pcm);
-      this.#rates.set(t.id, pcm.rateHz);
-      this.#ready.add(t.id);
-      state("ready", 1);
+      this.#decoded.set(t.id, pcm.rateHz);
+      this.#report(t, "ready", 1);
       this.emit({ type: "track-ready", trackId: t.id, fileName: t.fileName });
     } catch (e) {
-      state("failed", 0, (e as Error).message.slice(0, 400));
-    } finally {
-      this.#loading.delete(t.id);
+      this.#files.set(t.id, "failed");
+      this.#report(t, "failed", 0, (e as Error).message.slice(0, 400));
     }
+  }
+
+  // ---------- song requests ----------
+
+  async #request(path: string) {
+    let file;
+    try {
+      file = await readTrackFile(path);
+      scanMp3(file.bytes);
+    } catch (e) {
+      if (!(e instanceof TrackFileError || e instanceof Mp3FormatError)) throw e;
+      const name = path.split(/[\\/]/).pop() || path;
+      const why = e instanceof Mp3FormatError ? e.message : e.why;
+      this.emit({ type: "error", message: `Cannot request "${name}": ${why}.` });
+      return;
+    }
+    const tags = await readTags(file.bytes, file.fileName);
+    const requestId = this.#nextRequest++;
+    this.#requests.set(requestId, {
+      fileName: file.fileName,
+      title: tags.title,
+      bytes: file.bytes,
+    });
+    this.#send({
+      type: "request",
+      requestId,
+      fileName: file.fileName.slice(0, 255),
+      title: tags.title,
+      artist: tags.artist,
+      sizeBytes: file.bytes.length,
+      sha256: await sha256Hex(file.bytes),
+    });
+    this.#requestEvent(requestId, "sent");
+  }
+
+  #requestEvent(id: number, state: string, reason?: string) {
+    const r = this.#requests.get(id);
+    if (!r) return;
+    this.emit({
+      type: "request",
+      id,
+      fileName: r.fileName,
+      title: r.title,
+      state,
+      ...(reason ? { reason } : {}),
+    });
+  }
+
+  async #upload(requestId: number, token: string) {
+    const r = this.#requests.get(requestId);
+    if (!r) return;
+    this.#requestEvent(requestId, "uploading");
+    const host = this.opts.hostname.includes(":") ? `[${this.opts.hostname}]` : this.opts.hostname;
+    try {
+      const res = await fetch(`http://${host}:${this.opts.port}/requests/${token}`, {
+        method: "PUT",
+        body: r.bytes,
+      });
+      await res.body?.cancel();
+    } catch (e) {
+      this.emit({
+        type: "error",
+        message: `Could not send "${r.fileName}" to the host: ${(e as Error).message}.`,
+      });
+    }
+    // The outcome arrives as a requestResult message.
+  }
+
+  #onRequestResult(id: number, outcome: string, reason?: string) {
+    this.#requestEvent(id, outcome, reason);
+    if (outcome !== "waiting" && outcome !== "uploading") this.#requests.delete(id);
   }
 
   run(c: Command): void {
     if (!LOCAL_COMMANDS.has(c.cmd)) {
       this.emit({
         type: "error",
-        message:
-          `Only the host controls "${c.cmd}". A peer can use: volume, mute, unmute, delay, channel, status, quit.`,
+        message: `Only the host controls "${c.cmd}". A peer can use: ${
+          [...LOCAL_COMMANDS].join(", ")
+        }.`,
       });
       return;
+    }
+    if (c.cmd === "request") return void this.#request(c.path);
+    if (c.cmd === "queue") {
+      return this.emit({
+        type: "queue",
+        tracks: this.#queue.map((t, i) => ({ position: i + 1, ...t })),
+        current: this.#current,
+      });
     }
     if (c.cmd === "delay") return void this.#device.setDelay(c.ms);
     if (c.cmd === "channel") {
@@ -370,7 +558,7 @@ export class PeerEngine {
         volume: this.#volume,
         muted: this.#muted,
         ...this.#device.settings,
-        ready: [...this.#ready],
+        ready: [...this.#decoded.keys()],
         audio: this.#output.status,
       });
     } else if (c.cmd === "quit") {
@@ -393,6 +581,7 @@ export class PeerEngine {
 
   async stop(): Promise<void> {
     this.#done = true;
+    this.#download?.abort.abort();
     for (const t of this.#timers) clearInterval(t);
     this.#pinger?.stop();
     try {

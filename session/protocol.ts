@@ -12,7 +12,10 @@ export const MAX_PEERS = 5;
 export const MAX_NAME_LENGTH = 40;
 
 export type ClockColor = "green" | "yellow" | "red";
-export type TrackStateName = "downloading" | "decoding" | "ready" | "failed";
+/** `cached`: downloaded and verified, not decoded (only the current and next track are). */
+export type TrackStateName = "downloading" | "cached" | "decoding" | "ready" | "failed";
+/** Largest number of song requests one peer may have waiting in the host's inbox. */
+export const MAX_PENDING_REQUESTS = 3;
 
 export interface TrackInfo {
   /** SHA-256 of the file, lowercase hex: the track's identity and its download address. */
@@ -21,6 +24,10 @@ export interface TrackInfo {
   title: string;
   sizeBytes: number;
   durationSec: number;
+  artist: string;
+  album: string;
+  /** Present when the file has a cover picture: `GET /covers/{id}`. */
+  cover?: { mime: string; sizeBytes: number };
 }
 
 export interface PeerInfo {
@@ -71,6 +78,17 @@ export interface SettingsMsg {
 export interface ByeMsg {
   type: "bye";
 }
+/** A song request: the peer offers a file from its machine; the host accepts or rejects it. */
+export interface RequestMsg {
+  type: "request";
+  /** The peer's own number for this request. */
+  requestId: number;
+  fileName: string;
+  title: string;
+  artist: string;
+  sizeBytes: number;
+  sha256: string;
+}
 
 // ---- host → peer ----
 export interface WelcomeMsg {
@@ -94,10 +112,32 @@ export interface QueueMsg {
   tracks: TrackInfo[];
   current: number;
 }
-/** Fetch and decode this track (GET /tracks/{id}). */
-export interface LoadMsg {
-  type: "load";
-  track: TrackInfo;
+/**
+ * The queue goes on with `trackId` at host time `atHostMs` (the exact end of the current
+ * track); without `trackId`, a transition sent earlier is cancelled and sound ends there.
+ */
+export interface NextMsg {
+  type: "next";
+  trackId?: string;
+  atHostMs: number;
+}
+/** Try the failed downloads again (the host's `retry PEER`). */
+export interface RetryMsg {
+  type: "retry";
+}
+/** The host accepted request `requestId`: send the file with `PUT /requests/{token}`. */
+export interface UploadMsg {
+  type: "upload";
+  requestId: number;
+  token: string;
+}
+export type RequestOutcome = "waiting" | "uploading" | "queued" | "rejected" | "refused" | "failed";
+/** What became of a song request; `reason` is a sentence for refused/failed/rejected. */
+export interface RequestResultMsg {
+  type: "requestResult";
+  requestId: number;
+  outcome: RequestOutcome;
+  reason?: string;
 }
 /** Play `trackId` so that track frame `fromFrame` is heard at host time `atHostMs`. */
 export interface PlayMsg {
@@ -126,13 +166,22 @@ export interface HeartbeatMsg {
   hostMs: number;
 }
 
-export type PeerToHost = HelloMsg | ClockReportMsg | TrackStateMsg | SettingsMsg | ByeMsg;
+export type PeerToHost =
+  | HelloMsg
+  | ClockReportMsg
+  | TrackStateMsg
+  | SettingsMsg
+  | ByeMsg
+  | RequestMsg;
 export type HostToPeer =
   | WelcomeMsg
   | RefusedMsg
   | PeersMsg
   | QueueMsg
-  | LoadMsg
+  | NextMsg
+  | RetryMsg
+  | UploadMsg
+  | RequestResultMsg
   | PlayMsg
   | PauseMsg
   | NoticeMsg
@@ -196,7 +245,11 @@ const trackInfo = obj({
   title: str(0, 255),
   sizeBytes: int(0, 1e9),
   durationSec: num(0, 24 * 3600),
+  artist: str(0, 255),
+  album: str(0, 255),
+  cover: optional(obj({ mime: str(1, 40), sizeBytes: int(1, 1e8) })),
 });
+const trackState = oneOf("downloading", "cached", "decoding", "ready", "failed");
 const audio = obj({ backend: str(1, 20), device: bool });
 const channel = oneOf("stereo", "left", "right", "mono");
 const speakerDelayMs = num(0, 500);
@@ -220,12 +273,22 @@ const schemas: Record<string, Check> = {
   trackState: obj({
     type: str(1, 20),
     trackId: sha256,
-    state: oneOf("downloading", "decoding", "ready", "failed"),
+    state: trackState,
     progress: num(0, 1),
     error: optional(str(0, 500)),
   }),
   settings: obj({ type: str(1, 20), channel, speakerDelayMs }),
   bye: obj({ type: str(1, 20) }),
+  request: obj({
+    type: str(1, 20),
+    requestId: int(0, 2 ** 31),
+    fileName: str(1, 255),
+    title: str(0, 255),
+    artist: str(0, 255),
+    // Any size is well-formed; the host refuses files over its limit with a sentence.
+    sizeBytes: int(0, 1e12),
+    sha256,
+  }),
   welcome: obj({
     type: str(1, 20),
     protocolVersion: int(0, 1e6),
@@ -245,7 +308,7 @@ const schemas: Record<string, Check> = {
         offsetMs: num(-1e12, 1e12),
         rttMs: num(0, 1e9),
         audio,
-        track: oneOf("none", "downloading", "decoding", "ready", "failed"),
+        track: oneOf("none", "downloading", "cached", "decoding", "ready", "failed"),
         channel,
         speakerDelayMs,
       }),
@@ -253,7 +316,15 @@ const schemas: Record<string, Check> = {
     ),
   }),
   queue: obj({ type: str(1, 20), tracks: arr(trackInfo, 500), current: int(-1, 500) }),
-  load: obj({ type: str(1, 20), track: trackInfo }),
+  next: obj({ type: str(1, 20), trackId: optional(sha256), atHostMs: hostMs }),
+  retry: obj({ type: str(1, 20) }),
+  upload: obj({ type: str(1, 20), requestId: int(0, 2 ** 31), token: str(32, 64) }),
+  requestResult: obj({
+    type: str(1, 20),
+    requestId: int(0, 2 ** 31),
+    outcome: oneOf("waiting", "uploading", "queued", "rejected", "refused", "failed"),
+    reason: optional(str(1, 1000)),
+  }),
   play: obj({
     type: str(1, 20),
     trackId: sha256,
@@ -266,7 +337,7 @@ const schemas: Record<string, Check> = {
   heartbeat: obj({ type: str(1, 20), hostMs }),
 };
 
-const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye"]);
+const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye", "request"]);
 
 /**
  * Parses and validates one control frame. Throws {@link ProtocolError} with a sentence naming
