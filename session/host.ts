@@ -34,6 +34,9 @@ import {
   type TrackStateName,
 } from "./protocol.ts";
 
+/** Heartbeat period: a peer that misses five in a row (2.5 s) ends the session. */
+export const HEARTBEAT_MS = 500;
+
 /** Lead added to "now" for every transport command: write-ahead (70 ms) + dispatch margin. */
 export const BASE_LEAD_MS = 120;
 
@@ -146,6 +149,12 @@ export class HostEngine {
       this.#advertiser.start();
     }
     this.#timers.push(setInterval(() => this.#tick(), 1000));
+    this.#timers.push(
+      setInterval(
+        () => this.#broadcast({ type: "heartbeat", hostMs: this.clock.now() }),
+        HEARTBEAT_MS,
+      ),
+    );
     this.emit({
       type: "session",
       role: "host",
@@ -1046,7 +1055,6 @@ export class HostEngine {
   }
 
   #tick() {
-    this.#broadcast({ type: "heartbeat", hostMs: this.clock.now() });
     for (const p of this.#peers.values()) this.#recolor(p);
   }
 }

@@ -180,7 +180,12 @@ export class PeerEngine {
           });
           if (this.#pinger) this.#pinger.opts.peerId = m.peerId;
           this.#send({ type: "settings", ...this.#device.settings });
-          this.#timers.push(setInterval(() => this.#tick(), 1000));
+          this.#timers.push(setInterval(() => this.#reportClock(), 1000));
+          // Heartbeats come every 0.5 s; 2.5 s of silence means the host is gone even when
+          // TCP says nothing (a frozen host, a dead link), so peers know within 3 s.
+          this.#timers.push(setInterval(() => {
+            if (performance.now() - this.#lastHeardMs > 2500) this.#hostGone();
+          }, 250));
           resolve();
         } else if (m.type === "refused") {
           clearTimeout(timeout);
@@ -234,12 +239,6 @@ export class PeerEngine {
       ...m,
       color: clockColor(e, this.clock.now() - this.#pinger!.lastSampleMs),
     });
-  }
-
-  #tick() {
-    this.#reportClock();
-    // Heartbeats arrive every second; three missed means the host is gone even if TCP is silent.
-    if (performance.now() - this.#lastHeardMs > 3000) this.#hostGone();
   }
 
   #send(m: PeerToHost) {

@@ -4,51 +4,10 @@
  */
 import { assertEquals, assertTrue } from "./assert.ts";
 import { AppProcess } from "./harness/proc.ts";
-import { PROTOCOL_VERSION } from "../session/protocol.ts";
+import { fixture, hostProcess, rawPeer } from "./harness/jam.ts";
 
-const fixture = (n: string) => new URL(`./fixtures/${n}`, import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
-let nextPort = 17000 + Math.floor(Math.random() * 2000);
-
-function host(extra: string[] = []) {
-  const port = nextPort++;
-  const p = new AppProcess([
-    "host",
-    "--headless",
-    "--name",
-    "Test Jam",
-    "--as",
-    "Alex",
-    "--port",
-    String(port),
-    "--audio",
-    "null",
-    "--no-advertise",
-    ...extra,
-  ]);
-  return { p, port };
-}
-
-function rawPeer(
-  port: number,
-  name: string,
-): Promise<{ ws: WebSocket; first: Record<string, unknown> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-  return new Promise((resolve, reject) => {
-    ws.onopen = () =>
-      ws.send(
-        JSON.stringify({
-          type: "hello",
-          protocolVersion: PROTOCOL_VERSION,
-          name,
-          client: "native",
-          audio: { backend: "null", device: false },
-        }),
-      );
-    ws.onmessage = (e) => resolve({ ws, first: JSON.parse(e.data) });
-    ws.onerror = () => reject(new Error("socket error"));
-  });
-}
+const host = (extra: string[] = []) => hostProcess(extra);
 
 Deno.test({
   name: "non-MP3, truncated, empty and missing files are refused by name and the session goes on",

@@ -12,16 +12,21 @@ async function runTool(cmd: string, args: string[]): Promise<void> {
   }
 }
 
-/** Writes a 48 kHz stereo noise MP3 to `mp3`; `leftOnly` leaves the right channel silent. */
+/**
+ * Writes a 48 kHz stereo noise MP3 to `mp3`; `leftOnly` leaves the right channel silent;
+ * `steady` leaves out the tremolo (a constant level, so a change of track shows as a step);
+ * `gainDb` sets the level (default −6 dB).
+ */
 export async function makeNoiseMp3(
   mp3: string,
   seconds: number,
-  opts: { leftOnly?: boolean; kbps?: number } = {},
+  opts: { leftOnly?: boolean; kbps?: number; steady?: boolean; gainDb?: number } = {},
 ): Promise<void> {
   const wav = `${mp3}.wav`;
   await runTool("sox", [
     ...["-n", "-r", "48000", "-c", "2", "-b", "16", wav, "synth", String(seconds), "pinknoise"],
-    ...["tremolo", "1.7", "60", "gain", "-6", ...(opts.leftOnly ? ["remix", "1", "0"] : [])],
+    ...(opts.steady ? [] : ["tremolo", "1.7", "60"]),
+    ...["gain", String(opts.gainDb ?? -6), ...(opts.leftOnly ? ["remix", "1", "0"] : [])],
   ]);
   const kbps = String(opts.kbps ?? 128);
   await runTool("lame", ["--quiet", "-b", kbps, "--resample", "48", wav, `${mp3}.tmp`]);
