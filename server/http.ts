@@ -43,7 +43,8 @@ export function createApp(hooks: ServerHooks): Hono {
         onMessage(e, ws) {
           const d = e.data;
           const size = typeof d === "string" ? d.length : (d as ArrayBuffer).byteLength ?? 0;
-          if (size > MAX_MESSAGE_BYTES * 3) {
+          // A string is at least as many UTF-8 bytes as it has UTF-16 units: over the cap either way.
+          if (size > MAX_MESSAGE_BYTES) {
             ws.close(1009, "message too large");
             return;
           }

@@ -6,8 +6,11 @@
  */
 
 export const PROTOCOL_VERSION = 1;
-/** Largest control frame accepted, in bytes. Queues of 100 tracks fit with room to spare. */
-export const MAX_MESSAGE_BYTES = 64 * 1024;
+/**
+ * Largest control frame accepted, in bytes: a full queue (100 tracks, every text field at its
+ * 255-character limit, even in 3-byte UTF-8) fits.
+ */
+export const MAX_MESSAGE_BYTES = 512 * 1024;
 export const MAX_PEERS = 5;
 export const MAX_NAME_LENGTH = 40;
 
@@ -315,7 +318,7 @@ const schemas: Record<string, Check> = {
       64,
     ),
   }),
-  queue: obj({ type: str(1, 20), tracks: arr(trackInfo, 500), current: int(-1, 500) }),
+  queue: obj({ type: str(1, 20), tracks: arr(trackInfo, 100), current: int(-1, 100) }),
   next: obj({ type: str(1, 20), trackId: optional(sha256), atHostMs: hostMs }),
   retry: obj({ type: str(1, 20) }),
   upload: obj({ type: str(1, 20), requestId: int(0, 2 ** 31), token: str(32, 64) }),

@@ -58,9 +58,12 @@ Deno.test("decodeMessage() refuses host messages from peers and the reverse", ()
 
 Deno.test("decodeMessage() enforces the size cap before parsing", () => {
   const big = JSON.stringify({ ...hello, name: "x".repeat(MAX_MESSAGE_BYTES) });
-  assertThrows(() => decodeMessage(big, "peer"), /exceeds the 65536-byte cap/);
+  assertThrows(
+    () => decodeMessage(big, "peer"),
+    new RegExp(`exceeds the ${MAX_MESSAGE_BYTES}-byte cap`),
+  );
   // Multi-byte characters: under the cap in UTF-16 units, over it in UTF-8 bytes.
-  const wide = JSON.stringify({ ...hello, name: "é".repeat(40000) });
+  const wide = JSON.stringify({ ...hello, name: "é".repeat(Math.ceil(MAX_MESSAGE_BYTES * 0.6)) });
   assertThrows(() => decodeMessage(wide, "peer"), /cap/);
 });
 
@@ -117,4 +120,28 @@ Deno.test("decodeMessage() mutations of a valid message are rejected or still va
       }
     }
   }
+});
+
+Deno.test("a full queue (100 tracks, every text at its limit, 3-byte UTF-8) fits in one frame", () => {
+  const text = "音".repeat(255);
+  const track = (i: number) => ({
+    id: i.toString(16).padStart(64, "0"),
+    fileName: text,
+    title: text,
+    artist: text,
+    album: text,
+    sizeBytes: 50 * 1024 * 1024,
+    durationSec: 3000.123456789,
+    cover: { mime: "image/jpeg", sizeBytes: 1048576 },
+  });
+  const msg = {
+    type: "queue",
+    tracks: Array.from({ length: 100 }, (_, i) => track(i)),
+    current: 99,
+  };
+  const frame = encodeMessage(msg as Parameters<typeof encodeMessage>[0]);
+  const back = decodeMessage(frame, "host") as { tracks: unknown[] };
+  assertEquals(back.tracks.length, 100);
+  const over = { ...msg, tracks: [...msg.tracks, track(100)] };
+  assertThrows(() => decodeMessage(JSON.stringify(over), "host"), /at most 100 items/);
 });

@@ -5,6 +5,7 @@
 import { assertEquals, assertTrue } from "./assert.ts";
 import { AppProcess } from "./harness/proc.ts";
 import { fixture, hostProcess, rawPeer } from "./harness/jam.ts";
+import { MAX_MESSAGE_BYTES } from "../session/protocol.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const host = (extra: string[] = []) => hostProcess(extra);
@@ -86,7 +87,7 @@ Deno.test({
       // Oversized message: closed, host unharmed.
       const big = sockets[0];
       const closed = new Promise((r) => big.onclose = r);
-      big.send(JSON.stringify({ type: "clock", pad: "x".repeat(300_000) }));
+      big.send(JSON.stringify({ type: "clock", pad: "x".repeat(MAX_MESSAGE_BYTES + 1000) }));
       await closed;
       await p.waitFor((e) => e.type === "peer-left");
       // Malformed message from a joined peer: a notice, the peer stays.
