@@ -336,8 +336,8 @@ export class HostEngine {
     if ("error" in r) return this.emit({ type: "error", message: `Cannot remove: ${r.error}` });
     const t = this.#tracks.get(r.id)!;
     this.#tracks.delete(r.id);
-    this.emit({ type: "notice", level: "info", message: `Removed "${t.info.title}".` });
     this.#queueChanged();
+    this.emit({ type: "notice", level: "info", message: `Removed "${t.info.title}".` });
   }
 
   /** After any change of order or current track: tell everyone, decode, re-plan the transition. */
