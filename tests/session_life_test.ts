@@ -10,7 +10,27 @@ import { sha256Hex } from "../net/transfer.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const realNow = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `body` with a temporary folder and a list of processes, all cleaned up after. */
+async function inJam(prefix: string, body: (tmp: string, procs: AppProcess[]) => Promise<void>) {
+  const tmp = await Deno.makeTempDir({ prefix });
+  const procs: AppProcess[] = [];
+  try {
+    await body(tmp, procs);
+  } finally {
+    for (const p of procs) p.kill();
+    await Promise.all(procs.map((p) => p.exited));
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The length of the host's queue, asked for now. */
+async function queueLength(host: AppProcess): Promise<number> {
+  const before = host.count((e) => e.type === "queue");
+  await host.send("queue");
+  await host.waitFor(() => host.count((e) => e.type === "queue") > before, 5000, "queue");
+  return (host.events.findLast((e) => e.type === "queue")!.tracks as unknown[]).length;
+}
 
 /** Waits until the first queued track is decoded and ready on every named peer. */
 async function readyOn(host: AppProcess, names: string[]) {
@@ -27,15 +47,14 @@ Deno.test({
   name: "song requests: accepted ones are queued with their tags and reach every peer; " +
     "rejected ones are discarded and the requester is told",
   ...opts,
-  async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "phaselock-req-" });
-    const log = `${tmp}/host.log`;
-    const { p: host, port } = hostProcess([
-      ...["--cache-dir", `${tmp}/host`, "--log-file", log, "--log-max-bytes", "4096"],
-      fixture("noise48k.mp3"),
-    ]);
-    const procs = [host];
-    try {
+  fn: () =>
+    inJam("phaselock-req-", async (tmp, procs) => {
+      const log = `${tmp}/host.log`;
+      const { p: host, port } = hostProcess([
+        ...["--cache-dir", `${tmp}/host`, "--log-file", log, "--log-max-bytes", "4096"],
+        fixture("noise48k.mp3"),
+      ]);
+      procs.push(host);
       await host.waitFor((e) => e.type === "queue", 20000, "queue");
       const sam = peerProcess(`127.0.0.1:${port}`, "Sam", `${tmp}/sam`);
       const kim = peerProcess(`127.0.0.1:${port}`, "Kim", `${tmp}/kim`);
@@ -87,12 +106,7 @@ Deno.test({
       await host.waitFor(
         (e) => e.type === "error" && /no request \d+ in the inbox/.test(e.message as string),
       );
-      await host.send("queue");
-      await sleep(300);
-      assertEquals(
-        (host.events.findLast((e) => e.type === "queue")!.tracks as unknown[]).length,
-        2,
-      );
+      assertEquals(await queueLength(host), 2);
 
       // The log file (cap 4 kB) keeps the newest entries and never passes the cap.
       for (let i = 0; i < 60; i++) await host.send("status");
@@ -104,24 +118,18 @@ Deno.test({
       assertEquals(entries[entries.length - 1].type, "quit");
       assertTrue(!entries.some((e) => e.type === "session"), "the oldest entries were dropped");
       assertEquals(entries[0].role, "host");
-    } finally {
-      for (const p of procs) p.kill();
-      await Promise.all(procs.map((p) => p.exited));
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "corrupt, oversized and lying requests are refused with a sentence while playback goes on",
   ...opts,
-  async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "phaselock-badreq-" });
-    const { p: host, port } = hostProcess([
-      ...["--cache-dir", `${tmp}/host`, fixture("noise48k.mp3")],
-    ]);
-    const procs = [host];
-    try {
+  fn: () =>
+    inJam("phaselock-badreq-", async (tmp, procs) => {
+      const { p: host, port } = hostProcess([
+        ...["--cache-dir", `${tmp}/host`, fixture("noise48k.mp3")],
+      ]);
+      procs.push(host);
       await host.waitFor((e) => e.type === "queue", 20000, "queue");
       const sam = peerProcess(`127.0.0.1:${port}`, "Sam", `${tmp}/sam`);
       procs.push(sam);
@@ -199,27 +207,15 @@ Deno.test({
       assertEquals(st.transport, "playing");
       assertEquals(host.count((e) => e.type === "stopped" || e.type === "paused"), 0);
       assertEquals(sam.count((e) => e.type === "paused"), 0);
-      await host.send("queue");
-      await sleep(300);
-      assertEquals(
-        (host.events.findLast((e) => e.type === "queue")!.tracks as unknown[]).length,
-        1,
-      );
-    } finally {
-      for (const p of procs) p.kill();
-      await Promise.all(procs.map((p) => p.exited));
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    }
-  },
+      assertEquals(await queueLength(host), 1);
+    }),
 });
 
 Deno.test({
   name: "host killed (SIGKILL) or frozen (SIGSTOP): every peer reports it within 3 s and exits 3",
   ...opts,
-  async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "phaselock-gone-" });
-    const procs: AppProcess[] = [];
-    try {
+  fn: () =>
+    inJam("phaselock-gone-", async (tmp, procs) => {
       for (const how of ["SIGKILL", "SIGSTOP"] as const) {
         const { p: host, port } = hostProcess([fixture("noise48k.mp3")]);
         procs.push(host);
@@ -243,30 +239,23 @@ Deno.test({
         }
         if (how === "SIGSTOP") host.kill("SIGKILL");
       }
-    } finally {
-      for (const p of procs) p.kill();
-      await Promise.all(procs.map((p) => p.exited));
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "transfers cut by the link emulator resume with Range; after 3 failed retries the host " +
     "can skip the peer or retry it, and the peer stays",
   ...opts,
-  async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "phaselock-cut-" });
-    const track = `${tmp}/long.mp3`;
-    await makeNoiseMp3(track, 30, { kbps: 160 }); // ≈ 600 kB
-    const size = (await Deno.stat(track)).size;
-    const procs: AppProcess[] = [];
-    const relayTo = (port: number, relayPort: number, cuts: number) =>
-      new AppProcess([
-        ...["--listen", `127.0.0.1:${relayPort}`, "--to", `127.0.0.1:${port}`],
-        ...["--cut-after-bytes", "150000", "--cuts", String(cuts)],
-      ], { script: new URL("../net/link_relay.ts", import.meta.url).pathname });
-    try {
+  fn: () =>
+    inJam("phaselock-cut-", async (tmp, procs) => {
+      const track = `${tmp}/long.mp3`;
+      await makeNoiseMp3(track, 30, { kbps: 160 }); // ≈ 600 kB
+      const size = (await Deno.stat(track)).size;
+      const relayTo = (port: number, relayPort: number, cuts: number) =>
+        new AppProcess([
+          ...["--listen", `127.0.0.1:${relayPort}`, "--to", `127.0.0.1:${port}`],
+          ...["--cut-after-bytes", "150000", "--cuts", String(cuts)],
+        ], { script: new URL("../net/link_relay.ts", import.meta.url).pathname });
       // 1. Cut twice: the download resumes where it stopped and completes.
       {
         const { p: host, port } = hostProcess([track]);
@@ -326,10 +315,5 @@ Deno.test({
           "Sam",
         ]);
       }
-    } finally {
-      for (const p of procs) p.kill();
-      await Promise.all(procs.map((p) => p.exited));
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
