@@ -3,7 +3,8 @@
  *
  * The acoustic sync benchmark: real processes, real PulseAudio, real sockets in network
  * namespaces (needs root, pulseaudio, sox, lame, iproute2). Scenarios: chain (validates the
- * measuring chain), lan, wan, transport, latejoin, long (10 minutes). For each it prints a
+ * measuring chain), lan, wan, transport, latejoin, evening (a queue of seven tracks with a
+ * crash, a rejoin and a song request), long (10 minutes). For each it prints a
  * one-line summary, then all results as JSON, and writes DIR/sync-SCENARIO.svg (error over
  * time per device pair) and DIR/sync.json.
  */
@@ -42,6 +43,14 @@ export function summaryLine(r: ScenarioResult): string {
       `late join→sound ${f(fig.lateJoinToSoundMs, 0)} ms, →in sync ${
         f(fig.lateJoinToInSyncMs, 0)
       } ms`,
+    );
+  }
+  if (r.scenario === "evening") {
+    parts.push(
+      `${f(fig.tracksPlayed, 0)} tracks, ${f(fig.transitionsMeasured, 0)} transitions heard, ` +
+        `largest gap ${f(fig.transitionGapMaxMs)} ms`,
+      `crashed peer back in sync ${f(fig.rejoinToInSyncMs, 0)} ms`,
+      `request→queued ${f(fig.requestToQueuedMs, 0)} ms`,
     );
   }
   const steps = Math.max(0, ...r.pairs.map((p) => p.maxStepMs));

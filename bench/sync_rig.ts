@@ -9,14 +9,30 @@ import { createLan, type Lan } from "../tests/harness/netns.ts";
 import { AppProcess, type Event, procUsage } from "../tests/harness/proc.ts";
 import { type BusRecording, recordBus, startPulse } from "../tests/harness/pulse.ts";
 import { makeNoiseMp3 } from "../tests/harness/tracks.ts";
-import { lagSeries, percentile } from "../tests/harness/xcorr.ts";
+import { findTrackStart, lagSeries, percentile } from "../tests/harness/xcorr.ts";
+import { decodeMp3 } from "../audio/decode.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const realNow = () => performance.timeOrigin + performance.now();
 
-export type ScenarioName = "chain" | "lan" | "wan" | "long" | "transport" | "latejoin";
-export const SCENARIOS: ScenarioName[] = ["chain", "lan", "wan", "transport", "latejoin", "long"];
+export type ScenarioName =
+  | "chain"
+  | "lan"
+  | "wan"
+  | "long"
+  | "transport"
+  | "latejoin"
+  | "evening";
+export const SCENARIOS: ScenarioName[] = [
+  "chain",
+  "lan",
+  "wan",
+  "transport",
+  "latejoin",
+  "evening",
+  "long",
+];
 
 export interface PairResult {
   pair: string;
@@ -441,6 +457,7 @@ export async function runScenario(
   const log = opts.log ?? (() => {});
   const cacheDir = opts.cacheDir ?? `${ROOT}bench/.cache`;
   if (name === "chain") return await measuringChain(opts);
+  if (name === "evening") return await evening(opts);
   const seconds = opts.seconds ??
     { lan: 20, wan: 20, long: 600, transport: 0, latejoin: 12 }[name];
   const trackSec = name === "long" ? seconds + 20 : Math.max(30, seconds + 15);
@@ -552,6 +569,123 @@ export async function runScenario(
       figures,
       processes,
       drift: samples ? driftReports(rig, samples, seconds) : undefined,
+      notes: rig.notes,
+    };
+  } finally {
+    await rig.destroy();
+  }
+}
+
+// ---------------- an evening ----------------
+
+/**
+ * A session in miniature: a queue of six tracks plays through; during the second a peer
+ * crashes (SIGKILL) and comes back; during the third the other peer requests a seventh track,
+ * which the host accepts. Measures sync over the whole recording, every track transition on
+ * every device (from the recording), the rejoin, the request, and memory with a long queue.
+ * `--seconds` sets the length of each track (default 15).
+ */
+async function evening(opts: ScenarioOptions): Promise<ScenarioResult> {
+  const log = opts.log ?? (() => {});
+  const cacheDir = opts.cacheDir ?? `${ROOT}bench/.cache`;
+  const trackSec = opts.seconds ?? 15;
+  const files: string[] = [];
+  for (let i = 1; i <= 7; i++) files.push(await noiseTrack(cacheDir, `evening${i}`, trackSec));
+  const ids = await Promise.all(files.map(sha256File));
+  const pcm = new Map(
+    await Promise.all(files.map(async (f, i) => {
+      const p = await decodeMp3(await Deno.readFile(f), { id: ids[i], fileName: f });
+      return [ids[i], p] as const;
+    })),
+  );
+  log("evening: tracks ready");
+  const rig = await Rig.create(3);
+  const startMs = realNow();
+  const figures: Record<string, number | null> = {};
+  try {
+    const host = rig.host(files.slice(0, 6)).proc;
+    await host.waitFor((e) => e.type === "session", 20000, "host session");
+    for (const k of [1, 2]) rig.peer(k, SKEWS[k - 1]);
+    await rig.settled(2, 2);
+    await sleep(3000);
+    const pressedMs = realNow();
+    await host.send("play");
+    await host.waitFor((e) => e.type === "started", 10000, "start");
+    log("evening: playing");
+
+    await sleep(trackSec * 1500);
+    const gone = rig.devices[2].proc;
+    gone.kill("SIGKILL");
+    await gone.exited;
+    await host.waitFor((e) => e.type === "peer-left", 5000, "peer left");
+    await sleep(3000);
+    const back = rig.peer(2, SKEWS[1]);
+    await back.proc.waitFor((e) => e.type === "started", 20000, "peer back");
+    log("evening: peer 2 crashed and came back");
+
+    await sleep(trackSec * 1000);
+    const askedMs = realNow();
+    await rig.devices[1].proc.send(`request ${files[6]}`);
+    const offer = await host.waitFor(
+      (e) => e.type === "request" && e.state === "waiting",
+      10000,
+      "request",
+    );
+    await host.send(`accept ${offer.id}`);
+    const queued = await host.waitFor(
+      (e) => e.type === "request" && e.state === "queued",
+      20000,
+      "request queued",
+    );
+    figures.requestToQueuedMs = queued.rxMs! - askedMs;
+    log("evening: request accepted");
+
+    await host.waitFor(
+      (e) => e.type === "notice" && /End of the queue/.test(e.message as string),
+      trackSec * 7000 + 30000,
+      "end of the queue",
+    );
+    await host.send("status");
+    const st = await host.waitFor((e) => e.type === "status", 5000, "status");
+    const sinkPpm = (st.audio as { deviceRatePpm: number }).deviceRatePpm;
+    const processes = await rig.usage(startMs);
+    const rec = await rig.finish();
+
+    const names = rig.devices.map((d) => d.name);
+    const pairs = analysePairs(rec.channels, names, {
+      fromSample: Math.floor(rec.sampleAt(pressedMs)),
+    });
+    // Every transition on every device, from the recording: where each track starts.
+    const played = host.events.filter((e) => e.type === "playing");
+    figures.tracksPlayed = played.length;
+    const gaps: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const starts = played.map((e) =>
+        findTrackStart(
+          rec.channels[k],
+          pcm.get(e.trackId as string)!,
+          rec.sampleAt(e.atHostMs as number),
+        )
+      );
+      for (let i = 1; i < played.length; i++) {
+        const [a, b] = [starts[i - 1], starts[i]];
+        if (a.peak < 0.5 || b.peak < 0.5) continue; // this device was away then
+        const len = pcm.get(played[i - 1].trackId as string)!.left.length;
+        // In samples of the recording's clock (the null sink), less what its rate error adds.
+        gaps.push((b.at - a.at - len) / 48 - (len / 48) * sinkPpm * 1e-6);
+      }
+    }
+    figures.transitionsMeasured = gaps.length;
+    figures.transitionGapMaxMs = gaps.length ? Math.max(...gaps.map(Math.abs)) : null;
+    const backAt = inSyncAfter(rec.channels[0], rec.channels[2], rec.sampleAt(back.proc.spawnedMs));
+    figures.rejoinToInSyncMs = backAt === null ? null : rec.realMsOf(backAt) - back.proc.spawnedMs;
+    return {
+      scenario: "evening",
+      recordedSec: rec.channels[0].length / 48000,
+      pairs,
+      overall: overall(pairs),
+      figures,
+      processes,
       notes: rig.notes,
     };
   } finally {

@@ -690,10 +690,10 @@ export class HostEngine {
     const missing = this.#queue.wanted().filter((id) => p.tracks.get(id)?.state !== "ready");
     const titles = missing.map((id) => `"${this.#tracks.get(id)!.info.title}"`).join(" and ");
     if (cmd === "retry") {
-      for (const id of missing) p.skipped.delete(id);
+      // A skipped track stays skipped (the others do not start waiting again); it counts as
+      // ready for this peer once the peer reports it ready.
       this.#send(p, { type: "retry" });
       this.emit({ type: "notice", level: "info", message: `Asked ${p.name} to try again.` });
-      this.#arm();
       return;
     }
     if (!missing.length) {

@@ -9,7 +9,7 @@ import { createLan, type Lan } from "./harness/netns.ts";
 import { AppProcess, type Event } from "./harness/proc.ts";
 import { type BusRecording, recordBus, startPulse } from "./harness/pulse.ts";
 import { makeNoiseMp3 } from "./harness/tracks.ts";
-import { lagOf } from "./harness/xcorr.ts";
+import { findTrackStart } from "./harness/xcorr.ts";
 import { decodeMp3 } from "../audio/decode.ts";
 import { inSyncAfter } from "../bench/sync_rig.ts";
 
@@ -60,26 +60,6 @@ async function rig(devices: number) {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     },
   };
-}
-
-/** First 0.5 s of a decoded track as the mono mix a mono device records. */
-function openingOf(pcm: { left: Float32Array; right: Float32Array }): Float32Array {
-  const n = 24000;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (pcm.left[i] + pcm.right[i]) / 2;
-  return out;
-}
-
-/**
- * Sample of channel `ch` at which `opening` begins, searched ±50 ms around `approx`, and how
- * clearly it matched (normalised correlation peak).
- */
-function locate(ch: Float32Array, opening: Float32Array, approx: number) {
-  const margin = 2400;
-  const from = Math.max(0, Math.round(approx) - margin);
-  const window = ch.subarray(from, from + opening.length);
-  const { lag, peak } = lagOf(opening, window, 2 * margin);
-  return { at: from + lag, peak };
 }
 
 Deno.test({
@@ -163,7 +143,7 @@ Deno.test({
         const row: number[] = [];
         let approx = rec.sampleAt(playing[0].atHostMs as number);
         for (let i = 0; i < 3; i++) {
-          const hit = locate(ch, openingOf(tracks[i]), approx);
+          const hit = findTrackStart(ch, tracks[i], approx);
           assertTrue(
             hit.peak > 0.5,
             `device ${k} track ${i + 1} found (peak ${hit.peak.toFixed(2)})`,

@@ -109,3 +109,21 @@ export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
+
+/**
+ * Where a track begins in a recorded channel: the sample at which the track's first 0.5 s (as
+ * the mono mix a mono device records) matches best, searched ±50 ms around `approx`, and how
+ * clearly (normalised correlation peak).
+ */
+export function findTrackStart(
+  ch: Float32Array,
+  track: { left: Float32Array; right: Float32Array },
+  approx: number,
+): { at: number; peak: number } {
+  const n = 24000, margin = 2400;
+  const opening = new Float32Array(n);
+  for (let i = 0; i < n; i++) opening[i] = (track.left[i] + track.right[i]) / 2;
+  const from = Math.max(0, Math.round(approx) - margin);
+  const { lag, peak } = lagOf(opening, ch.subarray(from, from + n), 2 * margin);
+  return { at: from + lag, peak };
+}
