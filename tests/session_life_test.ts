@@ -317,3 +317,46 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "when the next track is not on every device by the end of the current one, the queue " +
+    "says who it waits for and goes on as soon as they have it",
+  ...opts,
+  fn: () =>
+    inJam("phaselock-wait-", async (tmp, procs) => {
+      const next = `${tmp}/next.mp3`;
+      await makeNoiseMp3(next, 30, { kbps: 160 }); // ≈ 600 kB
+      const { p: host, port } = hostProcess([fixture("tagged.mp3")]);
+      // Sam's link cuts every transfer over 100 kB three times: the next track takes ~2 s more.
+      const relay = new AppProcess([
+        ...["--listen", `127.0.0.1:${port + 1000}`, "--to", `127.0.0.1:${port}`],
+        ...["--cut-after-bytes", "100000", "--cuts", "3"],
+      ], { script: new URL("../net/link_relay.ts", import.meta.url).pathname });
+      procs.push(host, relay);
+      await host.waitFor((e) => e.type === "queue", 20000, "queue");
+      const sam = peerProcess(`127.0.0.1:${port + 1000}`, "Sam", `${tmp}/sam`);
+      procs.push(sam);
+      await readyOn(host, ["Sam"]);
+      await host.send("play");
+      await sam.waitFor((e) => e.type === "started", 10000, "playing");
+      await host.send("seek 2.6"); // 0.4 s left of this 3 s track
+      await host.send(`add ${next}`);
+      const waits = await host.waitFor(
+        (e) => e.type === "notice" && /"next" waits for Sam/.test(e.message as string),
+        10000,
+        "the queue waits",
+      );
+      const ready = await host.waitFor(
+        (e) => e.type === "track-ready" && e.peer === "Sam" && e.fileName === "next.mp3",
+        20000,
+        "Sam gets it",
+      );
+      const playing = await host.waitFor(
+        (e) => e.type === "playing" && e.title === "next",
+        5000,
+        "the queue goes on",
+      );
+      assertTrue(waits.rxMs! < ready.rxMs! && ready.rxMs! <= playing.rxMs!, "waited, then went on");
+      await sam.waitFor((e) => e.type === "started" && e.trackId === playing.trackId, 5000);
+    }),
+});
