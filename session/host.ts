@@ -10,7 +10,7 @@ import type { LocalClock } from "../net/local_clock.ts";
 import { sha256Hex } from "../net/transfer.ts";
 import { createApp, type SocketLike } from "../server/http.ts";
 import { type ChannelMode, type Command, type EngineEvent } from "./commands.ts";
-import { Inbox, type InboxItem, RequestError } from "./inbox.ts";
+import { Inbox } from "./inbox.ts";
 import { MAX_QUEUE_TRACKS, TrackQueue } from "./queue.ts";
 import {
   DEFAULT_SETTINGS,
@@ -28,8 +28,6 @@ import {
   type PeerToHost,
   PROTOCOL_VERSION,
   ProtocolError,
-  type RequestMsg,
-  type RequestOutcome,
   type TrackInfo,
   type TrackStateName,
 } from "./protocol.ts";
@@ -117,14 +115,22 @@ export class HostEngine {
     this.#clockUdp = new ClockResponder({ port: opts.port, hostname: opts.hostname, clock });
     this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
     this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
-    this.#inbox = new Inbox(opts.requestDir);
+    this.#inbox = new Inbox(opts.requestDir, {
+      send: (peerId, m) => {
+        const p = this.#peers.get(peerId);
+        if (p) this.#send(p, m);
+      },
+      emit,
+      isQueued: (sha) => this.#tracks.has(sha),
+      add: (path, o) => this.add(path, o),
+    });
   }
 
   async start(): Promise<void> {
     const app = createApp({
       trackPath: (id) => this.#tracks.get(id)?.path,
       cover: (id) => this.#tracks.get(id)?.cover ?? undefined,
-      upload: (token, body) => this.#receiveUpload(token, body),
+      upload: (token, body) => this.#inbox.upload(token, body),
       onSocket: (ws) => this.#onSocket(ws),
     });
     this.#server = Deno.serve({
@@ -208,9 +214,9 @@ export class HostEngine {
       case "inbox":
         return this.emit({ type: "inbox", requests: this.#inbox.list() });
       case "accept":
-        return this.#accept(c.id);
+        return this.#inbox.accept(c.id);
       case "reject":
-        return this.#reject(c.id);
+        return this.#inbox.reject(c.id);
       case "retry":
       case "skip-peer":
         return this.#transferDecision(c.cmd, c.peer);
@@ -791,9 +797,7 @@ export class HostEngine {
         if (!peer) return;
         this.#peers.delete(peer.id);
         this.emit({ type: "peer-left", id: peer.id, name: peer.name, reason: "disconnected" });
-        for (const item of this.#inbox.dropPeer(peer.id)) {
-          this.#requestEvent(item, "withdrawn", `${peer.name} left the jam.`);
-        }
+        this.#inbox.peerLeft(peer.id, peer.name);
         this.#broadcastPeers();
         // Whatever waited for this peer may go ahead now.
         for (const id of this.#queue.wanted()) this.#onReady(id);
@@ -920,7 +924,7 @@ export class HostEngine {
         return;
       }
       case "request":
-        return this.#offer(p, m);
+        return this.#inbox.offer(p, m);
       case "settings":
         p.settings = { channel: m.channel, speakerDelayMs: m.speakerDelayMs };
         this.emit({ type: "peers", peers: this.#peerList() });
@@ -946,103 +950,6 @@ export class HostEngine {
     } else if (trackId === this.#queue.nextId) {
       this.#arm();
     }
-  }
-
-  // ---------- song requests ----------
-
-  #offer(p: Peer, m: RequestMsg) {
-    const r = this.#inbox.offer(p, m, (sha) => this.#tracks.has(sha));
-    if (typeof r === "string") {
-      this.#send(p, {
-        type: "requestResult",
-        requestId: m.requestId,
-        outcome: "refused",
-        reason: r,
-      });
-      this.emit({
-        type: "notice",
-        level: "warn",
-        message: `Refused a request from ${p.name}: ${r}`,
-      });
-      return;
-    }
-    this.#requestEvent(r, "waiting");
-    this.#send(p, { type: "requestResult", requestId: m.requestId, outcome: "waiting" });
-  }
-
-  #accept(id: number) {
-    const r = this.#inbox.accept(id);
-    if (typeof r === "string") return this.emit({ type: "error", message: r });
-    const p = this.#peers.get(r.peerId);
-    if (!p) return; // dropPeer already removed its requests
-    this.#send(p, { type: "upload", requestId: r.requestId, token: r.token! });
-    this.#requestEvent(r, "uploading");
-  }
-
-  #reject(id: number) {
-    const r = this.#inbox.take(id);
-    if (typeof r === "string") return this.emit({ type: "error", message: r });
-    this.#tellRequester(r, "rejected", `The host declined "${r.fileName}".`);
-    this.#requestEvent(r, "rejected");
-  }
-
-  async #receiveUpload(
-    token: string,
-    body: ReadableStream<Uint8Array> | null,
-  ): Promise<{ status: 200 | 400 | 404 | 413; text: string }> {
-    const item = this.#inbox.byToken(token);
-    if (!item || item.state !== "uploading") {
-      await body?.cancel().catch(() => {});
-      return { status: 404, text: "No accepted request has this address." };
-    }
-    this.#inbox.take(item.id);
-    let path: string;
-    try {
-      path = await this.#inbox.receive(item, body);
-    } catch (e) {
-      const why = e instanceof RequestError ? e.message : String(e);
-      const reason = `Could not receive "${item.fileName}" from ${item.peer}: ${why}.`;
-      this.emit({ type: "error", message: reason });
-      this.#tellRequester(item, "failed", reason);
-      this.#requestEvent(item, "failed", reason);
-      return { status: /larger/.test(why) ? 413 : 400, text: reason };
-    }
-    const bad = await this.add(path, { fileName: item.fileName, requestedBy: item.peer });
-    if (bad) {
-      await Deno.remove(path).catch(() => {});
-      this.#tellRequester(item, "refused", bad);
-      this.#requestEvent(item, "refused", bad);
-      return { status: 400, text: bad };
-    }
-    this.#tellRequester(item, "queued");
-    this.#requestEvent(item, "queued");
-    return { status: 200, text: `"${item.fileName}" is queued.` };
-  }
-
-  #tellRequester(item: InboxItem, outcome: RequestOutcome, reason?: string) {
-    const p = this.#peers.get(item.peerId);
-    if (p) {
-      this.#send(p, {
-        type: "requestResult",
-        requestId: item.requestId,
-        outcome,
-        ...(reason ? { reason } : {}),
-      });
-    }
-  }
-
-  #requestEvent(item: InboxItem, state: string, reason?: string) {
-    this.emit({
-      type: "request",
-      id: item.id,
-      peer: item.peer,
-      fileName: item.fileName,
-      title: item.title,
-      artist: item.artist,
-      sizeBytes: item.sizeBytes,
-      state,
-      ...(reason ? { reason } : {}),
-    });
   }
 
   #recolor(p: Peer) {

@@ -6,8 +6,13 @@
  */
 import { MAX_FILE_BYTES } from "../audio/mp3_scan.ts";
 import { tooBig } from "../audio/track_file.ts";
-import type { InboxEntry } from "./commands.ts";
-import { MAX_PENDING_REQUESTS, type RequestMsg } from "./protocol.ts";
+import type { EngineEvent, InboxEntry } from "./commands.ts";
+import {
+  type HostToPeer,
+  MAX_PENDING_REQUESTS,
+  type RequestMsg,
+  type RequestOutcome,
+} from "./protocol.ts";
 import { sha256Hex } from "../net/transfer.ts";
 
 export interface InboxItem extends InboxEntry {
@@ -19,13 +24,26 @@ export interface InboxItem extends InboxEntry {
 
 export class RequestError extends Error {
   override name = "RequestError";
+  constructor(message: string, readonly tooLarge = false) {
+    super(message);
+  }
+}
+
+/** What the inbox needs from the host engine. */
+export interface InboxHooks {
+  /** Sends to a peer if it is still connected. */
+  send(peerId: number, m: HostToPeer): void;
+  emit(e: EngineEvent): void;
+  isQueued(sha256: string): boolean;
+  /** Validates and queues a received file: null, or the sentence that refuses it. */
+  add(path: string, opts: { fileName: string; requestedBy: string }): Promise<string | null>;
 }
 
 export class Inbox {
   readonly #items = new Map<number, InboxItem>();
   #nextId = 1;
 
-  constructor(readonly dir: string) {}
+  constructor(readonly dir: string, readonly hooks: InboxHooks) {}
 
   list(): InboxEntry[] {
     return [...this.#items.values()].map((i) => ({
@@ -39,20 +57,118 @@ export class Inbox {
     }));
   }
 
-  get(id: number): InboxItem | undefined {
-    return this.#items.get(id);
+  // ---------- what the host engine calls ----------
+
+  /** A peer's `request` message: filed in the inbox, or refused with a sentence. */
+  offer(peer: { id: number; name: string }, m: RequestMsg): void {
+    const r = this.#file(peer, m);
+    if (typeof r === "string") {
+      this.hooks.send(peer.id, {
+        type: "requestResult",
+        requestId: m.requestId,
+        outcome: "refused",
+        reason: r,
+      });
+      this.hooks.emit({
+        type: "notice",
+        level: "warn",
+        message: `Refused a request from ${peer.name}: ${r}`,
+      });
+      return;
+    }
+    this.#event(r, "waiting");
+    this.hooks.send(peer.id, { type: "requestResult", requestId: m.requestId, outcome: "waiting" });
+  }
+
+  /** The host's `accept ID`: the requester gets a one-time upload address. */
+  accept(id: number): void {
+    const r = this.#accept(id);
+    if (typeof r === "string") return this.hooks.emit({ type: "error", message: r });
+    this.hooks.send(r.peerId, { type: "upload", requestId: r.requestId, token: r.token! });
+    this.#event(r, "uploading");
+  }
+
+  /** The host's `reject ID`: discarded, and the requester is told. */
+  reject(id: number): void {
+    const r = this.#take(id);
+    if (typeof r === "string") return this.hooks.emit({ type: "error", message: r });
+    this.#tell(r, "rejected", `The host declined "${r.fileName}".`);
+    this.#event(r, "rejected");
+  }
+
+  /** A peer left: its requests are withdrawn. */
+  peerLeft(peerId: number, name: string): void {
+    for (const i of [...this.#items.values()].filter((i) => i.peerId === peerId)) {
+      this.#items.delete(i.id);
+      this.#event(i, "withdrawn", `${name} left the jam.`);
+    }
+  }
+
+  /** `PUT /requests/{token}`: receives, checks and queues an accepted request's file. */
+  async upload(
+    token: string,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<{ status: 200 | 400 | 404 | 413; text: string }> {
+    const item = this.#byToken(token);
+    if (!item || item.state !== "uploading") {
+      await body?.cancel().catch(() => {});
+      return { status: 404, text: "No accepted request has this address." };
+    }
+    this.#items.delete(item.id); // one upload per token, whatever happens next
+    let path: string;
+    try {
+      path = await this.#receive(item, body);
+    } catch (e) {
+      const why = e instanceof RequestError ? e.message : String(e);
+      const reason = `Could not receive "${item.fileName}" from ${item.peer}: ${why}.`;
+      this.hooks.emit({ type: "error", message: reason });
+      this.#tell(item, "failed", reason);
+      this.#event(item, "failed", reason);
+      return { status: e instanceof RequestError && e.tooLarge ? 413 : 400, text: reason };
+    }
+    const bad = await this.hooks.add(path, { fileName: item.fileName, requestedBy: item.peer });
+    if (bad) {
+      await Deno.remove(path).catch(() => {});
+      this.#tell(item, "refused", bad);
+      this.#event(item, "refused", bad);
+      return { status: 400, text: bad };
+    }
+    this.#tell(item, "queued");
+    this.#event(item, "queued");
+    return { status: 200, text: `"${item.fileName}" is queued.` };
+  }
+
+  // ---------- the inbox itself ----------
+
+  #tell(item: InboxItem, outcome: RequestOutcome, reason?: string) {
+    this.hooks.send(item.peerId, {
+      type: "requestResult",
+      requestId: item.requestId,
+      outcome,
+      ...(reason ? { reason } : {}),
+    });
+  }
+
+  #event(item: InboxItem, state: string, reason?: string) {
+    this.hooks.emit({
+      type: "request",
+      id: item.id,
+      peer: item.peer,
+      fileName: item.fileName,
+      title: item.title,
+      artist: item.artist,
+      sizeBytes: item.sizeBytes,
+      state,
+      ...(reason ? { reason } : {}),
+    });
   }
 
   /** Files a request, or returns the sentence that refuses it. */
-  offer(
-    peer: { id: number; name: string },
-    m: RequestMsg,
-    alreadyQueued: (sha: string) => boolean,
-  ): InboxItem | string {
+  #file(peer: { id: number; name: string }, m: RequestMsg): InboxItem | string {
     const name = `"${m.fileName}"`;
     if (m.sizeBytes > MAX_FILE_BYTES) return `Cannot request ${name}: ${tooBig(m.sizeBytes)}.`;
     if (m.sizeBytes === 0) return `Cannot request ${name}: the file is empty.`;
-    if (alreadyQueued(m.sha256)) return `${name} is already in the queue.`;
+    if (this.hooks.isQueued(m.sha256)) return `${name} is already in the queue.`;
     const mine = [...this.#items.values()].filter((i) => i.peerId === peer.id);
     if (mine.some((i) => i.sha256 === m.sha256)) return `${name} is already waiting in the inbox.`;
     if (mine.length >= MAX_PENDING_REQUESTS) {
@@ -74,8 +190,8 @@ export class Inbox {
     return item;
   }
 
-  /** Marks a waiting request accepted and returns the upload token for its peer. */
-  accept(id: number): InboxItem | string {
+  /** Marks a waiting request accepted and returns it with the upload token for its peer. */
+  #accept(id: number): InboxItem | string {
     const item = this.#items.get(id);
     if (!item) return this.#noSuch(id);
     if (item.state !== "waiting") return `Request ${id} is already being uploaded.`;
@@ -85,22 +201,15 @@ export class Inbox {
     return item;
   }
 
-  /** Removes a request (rejected, withdrawn, finished); the sentence when there is none. */
-  take(id: number): InboxItem | string {
+  /** Removes a request; the sentence when there is none. */
+  #take(id: number): InboxItem | string {
     const item = this.#items.get(id);
     if (!item) return this.#noSuch(id);
     this.#items.delete(id);
     return item;
   }
 
-  /** Removes every request of a peer that left. */
-  dropPeer(peerId: number): InboxItem[] {
-    const gone = [...this.#items.values()].filter((i) => i.peerId === peerId);
-    for (const i of gone) this.#items.delete(i.id);
-    return gone;
-  }
-
-  byToken(token: string): InboxItem | undefined {
+  #byToken(token: string): InboxItem | undefined {
     if (!/^[0-9a-f]{32}$/.test(token)) return undefined;
     for (const i of this.#items.values()) if (i.token === token) return i;
     return undefined;
@@ -110,7 +219,7 @@ export class Inbox {
    * Writes an accepted request's upload to `{dir}/{sha256}.mp3`, refusing anything longer than
    * declared or with another checksum. Throws {@link RequestError} with the reason.
    */
-  async receive(item: InboxItem, body: ReadableStream<Uint8Array> | null): Promise<string> {
+  async #receive(item: InboxItem, body: ReadableStream<Uint8Array> | null): Promise<string> {
     if (!body) throw new RequestError("the upload was empty");
     await Deno.mkdir(this.dir, { recursive: true });
     const part = `${this.dir}/${item.sha256}.upload`;
@@ -124,6 +233,7 @@ export class Inbox {
           if (have > item.sizeBytes) {
             throw new RequestError(
               `the upload is larger than the ${item.sizeBytes} bytes announced`,
+              true,
             );
           }
           let done = 0;
