@@ -27,36 +27,62 @@ export async function decodeMp3(
   const decoder = new MPEGDecoder({ enableGapless: true });
   await decoder.ready;
   try {
-    const left: Float32Array[] = [], right: Float32Array[] = [];
-    let total = 0, rateHz = 0;
+    // The frame scan knows the length: decode straight into buffers of that size (growing
+    // them only if the decoder gives more), so a long track needs its PCM once, not twice.
+    const pcm = new Channels(Math.ceil(facts.durationSec * facts.rateHz) + 4608);
+    let rateHz = 0;
     const CHUNK = 128 * 1024;
     for (let at = 0; at < bytes.length; at += CHUNK) {
       opts.signal?.throwIfAborted();
       const out = decoder.decode(bytes.subarray(at, at + CHUNK));
       if (out.samplesDecoded > 0) {
         rateHz = out.sampleRate;
-        left.push(out.channelData[0].slice(0, out.samplesDecoded));
-        right.push((out.channelData[1] ?? out.channelData[0]).slice(0, out.samplesDecoded));
-        total += out.samplesDecoded;
+        const n = out.samplesDecoded;
+        pcm.append(out.channelData[0], out.channelData[1] ?? out.channelData[0], n);
       }
       opts.onProgress?.(Math.min(1, (at + CHUNK) / bytes.length));
       await new Promise((r) => setTimeout(r, 0));
     }
-    if (total === 0) {
+    if (pcm.length === 0) {
       throw new DecodeError(`Cannot decode "${opts.fileName}": no audio could be decoded`);
     }
-    return { id: opts.id, rateHz, left: concat(left, total), right: concat(right, total), facts };
+    return { id: opts.id, rateHz, ...pcm.take(), facts };
   } finally {
     decoder.free();
   }
 }
 
-function concat(parts: Float32Array[], total: number): Float32Array {
-  const out = new Float32Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+/** Two channels of samples appended in blocks. */
+class Channels {
+  #left: Float32Array;
+  #right: Float32Array;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.#left = new Float32Array(capacity);
+    this.#right = new Float32Array(capacity);
   }
-  return out;
+
+  append(l: Float32Array, r: Float32Array, n: number) {
+    if (this.length + n > this.#left.length) {
+      const size = Math.max(this.length + n, Math.ceil(this.#left.length * 1.25));
+      for (const side of ["left", "right"] as const) {
+        const grown = new Float32Array(size);
+        grown.set(side === "left" ? this.#left : this.#right);
+        if (side === "left") this.#left = grown;
+        else this.#right = grown;
+      }
+    }
+    this.#left.set(l.subarray(0, n), this.length);
+    this.#right.set(r.subarray(0, n), this.length);
+    this.length += n;
+  }
+
+  /** The samples, as views of exactly `length` (no copy). */
+  take(): { left: Float32Array; right: Float32Array } {
+    return {
+      left: this.#left.subarray(0, this.length),
+      right: this.#right.subarray(0, this.length),
+    };
+  }
 }

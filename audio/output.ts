@@ -71,9 +71,13 @@ export class AudioOutput {
   setHostMap(map: HostMap) {
     this.#send({ type: "map", map });
   }
-  /** Hands the PCM to the audio thread (copied, so the caller may keep it). */
+  /**
+   * Hands the PCM to the audio thread. Its buffers are moved, not copied: `pcm.left` and
+   * `pcm.right` are empty afterwards, so read what you need (e.g. the length) first.
+   */
   addTrack(pcm: Pcm) {
-    this.#send({ type: "track", pcm });
+    const buffers = new Set([pcm.left.buffer, pcm.right.buffer]) as Set<ArrayBuffer>;
+    this.#send({ type: "track", pcm }, [...buffers]);
   }
   dropTrack(trackId: string) {
     this.#send({ type: "drop", trackId });
