@@ -229,6 +229,8 @@ export type EngineEvent =
     artist?: string;
     sizeBytes?: number;
     reason?: string;
+    /** Peer, while uploading: the fraction sent. */
+    progress?: number;
   }
   /** Host: a peer could not get a track after every retry. */
   | { type: "transfer-failed"; peer: string; trackId: string; fileName: string; error: string }

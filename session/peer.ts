@@ -124,8 +124,7 @@ export class PeerEngine {
 
   #connect(): Promise<void> {
     const { hostname, port } = this.opts;
-    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    const ws = new WebSocket(`ws://${host}:${port}/ws`);
+    const ws = new WebSocket(`${this.#httpBase().replace(/^http/, "ws")}/ws`);
     this.#ws = ws;
     return new Promise((resolve, reject) => {
       let welcomed = false;
@@ -392,11 +391,8 @@ export class PeerEngine {
     this.#download = { id: t.id, abort };
     this.#report(t, "downloading", 0);
     try {
-      const host = this.opts.hostname.includes(":")
-        ? `[${this.opts.hostname}]`
-        : this.opts.hostname;
       const path = await download({
-        url: `http://${host}:${this.opts.port}/tracks/${t.id}`,
+        url: `${this.#httpBase()}/tracks/${t.id}`,
         sha256: t.id,
         sizeBytes: t.sizeBytes,
         dir: this.opts.cacheDir,
@@ -477,7 +473,7 @@ export class PeerEngine {
     this.#requestEvent(requestId, "sent");
   }
 
-  #requestEvent(id: number, state: string, reason?: string) {
+  #requestEvent(id: number, state: string, reason?: string, progress?: number) {
     const r = this.#requests.get(id);
     if (!r) return;
     this.emit({
@@ -487,19 +483,30 @@ export class PeerEngine {
       title: r.title,
       state,
       ...(reason ? { reason } : {}),
+      ...(progress !== undefined ? { progress } : {}),
     });
   }
 
   async #upload(requestId: number, token: string) {
     const r = this.#requests.get(requestId);
     if (!r) return;
-    this.#requestEvent(requestId, "uploading");
-    const host = this.opts.hostname.includes(":") ? `[${this.opts.hostname}]` : this.opts.hostname;
+    this.#requestEvent(requestId, "uploading", undefined, 0);
+    // Sent in slices so the upload can report its progress (a big file over a WAN is slow).
+    const SLICE = 256 * 1024;
+    let sent = 0, reported = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull: (ctl) => {
+        if (sent >= r.bytes.length) return ctl.close();
+        ctl.enqueue(r.bytes.slice(sent, sent + SLICE));
+        sent = Math.min(r.bytes.length, sent + SLICE);
+        if (sent / r.bytes.length - reported >= 0.1) {
+          reported = sent / r.bytes.length;
+          this.#requestEvent(requestId, "uploading", undefined, reported);
+        }
+      },
+    });
     try {
-      const res = await fetch(`http://${host}:${this.opts.port}/requests/${token}`, {
-        method: "PUT",
-        body: r.bytes,
-      });
+      const res = await fetch(`${this.#httpBase()}/requests/${token}`, { method: "PUT", body });
       await res.body?.cancel();
     } catch (e) {
       this.emit({
@@ -508,6 +515,12 @@ export class PeerEngine {
       });
     }
     // The outcome arrives as a requestResult message.
+  }
+
+  /** `http://host:port` of the host, with brackets around an IPv6 address. */
+  #httpBase(): string {
+    const { hostname, port } = this.opts;
+    return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   }
 
   #onRequestResult(id: number, outcome: string, reason?: string) {

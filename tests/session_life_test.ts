@@ -73,6 +73,10 @@ Deno.test({
       assertEquals((inbox.requests as { id: number }[]).map((r) => r.id), [offered.id]);
       await host.send(`accept ${offered.id}`);
       await sam.waitFor(isRequest("queued"), 15000, "requester told: queued");
+      assertTrue(
+        sam.events.some((e) => e.type === "request" && e.progress === 1),
+        "upload progress",
+      );
       const queue = await host.waitFor(
         (e) => e.type === "queue" && (e.tracks as unknown[]).length === 2,
         5000,
