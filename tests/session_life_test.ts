@@ -9,6 +9,7 @@ import { makeNoiseMp3 } from "./harness/tracks.ts";
 import { sha256Hex } from "../net/transfer.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const realNow = () => performance.timeOrigin + performance.now();
 
 /** Runs `body` with a temporary folder and a list of processes, all cleaned up after. */
@@ -362,5 +363,47 @@ Deno.test({
       );
       assertTrue(waits.rxMs! < ready.rxMs! && ready.rxMs! <= playing.rxMs!, "waited, then went on");
       await sam.waitFor((e) => e.type === "started" && e.trackId === playing.trackId, 5000);
+    }),
+});
+
+Deno.test({
+  name: "changing what comes next while a track plays re-plans the transition on every device, " +
+    "and removing the last next track cancels it",
+  ...opts,
+  fn: () =>
+    inJam("phaselock-next-", async (tmp, procs) => {
+      const tracks = ["tagged.mp3", "noise48k.mp3", "tones44k.mp3"].map(fixture);
+      const { p: host, port } = hostProcess(tracks);
+      procs.push(host);
+      await host.waitFor((e) => e.type === "queue" && (e.tracks as unknown[]).length === 3, 20000);
+      const sam = peerProcess(`127.0.0.1:${port}`, "Sam", `${tmp}/sam`);
+      procs.push(sam);
+      // Sam has the first two decoded (current and next).
+      await host.waitFor(() =>
+        host.count((e) => e.type === "track-ready" && e.peer === "Sam") >= 2
+      );
+      await host.send("play");
+      const first = await sam.waitFor((e) => e.type === "next", 10000, "transition planned");
+      assertEquals(first.title, "noise48k");
+      // tones44k moves up: Sam decodes it, then the transition is re-planned for the same moment.
+      await host.send("move 3 2");
+      const second = await sam.waitFor((e) => e.type === "next" && e.title === "tones44k", 10000);
+      assertEquals(second.atHostMs, first.atHostMs);
+      // Both later tracks removed: nothing follows, the transition is cancelled.
+      await host.send("remove 2");
+      await host.send("remove 2");
+      const cancel = await sam.waitFor((e) => e.type === "next" && e.trackId === null, 10000);
+      assertEquals(cancel.atHostMs, first.atHostMs);
+      await host.waitFor(
+        (e) => e.type === "notice" && /End of the queue/.test(e.message as string),
+        10000,
+      );
+      await sleep(300);
+      assertEquals(
+        sam.events.filter((e) => e.type === "started").length,
+        1,
+        "only the first played",
+      );
+      assertEquals(await queueLength(host), 1);
     }),
 });
