@@ -538,7 +538,9 @@ export class HostEngine {
     if (tr.state === "paused") return tr.frame;
     if (tr.state !== "playing") return 0;
     const t = this.#tracks.get(tr.trackId)!;
-    return Math.max(0, tr.fromFrame + ((atMs - tr.atHostMs) * t.rateHz) / 1000);
+    const frame = tr.fromFrame + ((atMs - tr.atHostMs) * t.rateHz) / 1000;
+    // Between a track's end and the timer that moves the queue on, it rests on its last frame.
+    return Math.min(t.frames, Math.max(0, frame));
   }
 
   pause(): void {
@@ -608,6 +610,13 @@ export class HostEngine {
   }
 
   skipTrack(): void {
+    const armed = this.#armed;
+    if (armed && armed.atHostMs <= this.clock.now() + this.#leadMs()) {
+      // The next track starts sooner than a skip could take effect: it is already the skip.
+      const title = this.#tracks.get(armed.trackId)!.info.title;
+      this.emit({ type: "notice", level: "info", message: `Already moving on to "${title}".` });
+      return;
+    }
     const wasPlaying = this.#transport.state === "playing";
     if (!this.#queue.advance()) {
       this.emit({

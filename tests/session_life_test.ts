@@ -254,7 +254,7 @@ Deno.test({
   fn: () =>
     inJam("phaselock-cut-", async (tmp, procs) => {
       const track = `${tmp}/long.mp3`;
-      await makeNoiseMp3(track, 30, { kbps: 160 }); // ≈ 600 kB
+      await makeNoiseMp3(track, 60, { kbps: 160 }); // ≈ 1.2 MB: 4 cuts of 150 kB leave half
       const size = (await Deno.stat(track)).size;
       const relayTo = (port: number, relayPort: number, cuts: number) =>
         new AppProcess([
@@ -305,12 +305,13 @@ Deno.test({
         await host.send("skip-peer Sam");
         await host.send("play");
         await kim.waitFor((e) => e.type === "started", 10000, "Kim plays without Sam");
+        await sleep(1500);
         await host.send("retry Sam");
         await sam.waitFor((e) => e.type === "started", 20000, "Sam joins in after retry");
         const st = sam.events.find((e) => e.type === "started")!;
         const play = host.events.find((e) => e.type === "playing")!;
         assertTrue(
-          (st.atHostMs as number) - (play.atHostMs as number) > 200,
+          (st.atHostMs as number) - (play.atHostMs as number) > 1500,
           "Sam started mid-song, not at the beginning",
         );
         await host.send("status");
