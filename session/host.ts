@@ -366,22 +366,46 @@ export class HostEngine {
       if (this.#decoded.has(id) || this.#decoding.has(id)) continue;
       const t = this.#tracks.get(id)!;
       this.#decoding.add(id);
-      Deno.readFile(t.path)
-        .then((bytes) => decodeMp3(bytes, { id, fileName: t.info.fileName }))
+      this.#decodeAgain(t)
         .then((pcm) => {
           if (!this.#queue.wanted().includes(id)) return;
           this.#output.addTrack(pcm);
           this.#decoded.add(id);
           this.#onReady(id);
         })
-        .catch((e) =>
-          this.emit({
-            type: "error",
-            message: `Cannot read "${t.info.fileName}" again: ${(e as Error).message}`,
-          })
-        )
+        .catch((e) => this.#dropUnreadable(id, (e as Error).message))
         .finally(() => this.#decoding.delete(id));
     }
+  }
+
+  /** Reads a queued file again (it must still be the file that was added) and decodes it. */
+  async #decodeAgain(t: HostTrack) {
+    let bytes;
+    try {
+      bytes = await Deno.readFile(t.path);
+    } catch (e) {
+      throw new Error(
+        e instanceof Deno.errors.NotFound ? "the file is gone" : (e as Error).message,
+      );
+    }
+    if (await sha256Hex(bytes) !== t.info.id) {
+      throw new Error("the file changed since it was added");
+    }
+    return await decodeMp3(bytes, { id: t.info.id, fileName: t.info.fileName });
+  }
+
+  /** A queued file that can no longer be read leaves the queue, with a sentence. */
+  #dropUnreadable(id: string, why: string) {
+    const t = this.#tracks.get(id);
+    const at = this.#queue.ids.indexOf(id);
+    if (!t || at < 0) return;
+    this.#queue.remove(at + 1);
+    this.#tracks.delete(id);
+    this.#queueChanged();
+    this.emit({
+      type: "error",
+      message: `Cannot play "${t.info.fileName}": ${why}. It was removed from the queue.`,
+    });
   }
 
   #currentTrack(): HostTrack | undefined {

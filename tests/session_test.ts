@@ -195,3 +195,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a queued file deleted or changed on disk leaves the queue with a sentence",
+  ...opts,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "phaselock-gonefile-" });
+    const [a, b, c] = ["a.mp3", "b.mp3", "c.mp3"].map((n) => `${dir}/${n}`);
+    await Deno.copyFile(fixture("noise48k.mp3"), a);
+    await Deno.copyFile(fixture("tones44k.mp3"), b);
+    await Deno.copyFile(fixture("tagged.mp3"), c);
+    const { p } = host([a, b, c]);
+    try {
+      await p.waitFor((e) => e.type === "queue" && (e.tracks as unknown[]).length === 3, 20000);
+      // Only the current and next are decoded: c is read again when it becomes next.
+      await Deno.remove(c);
+      await p.send("skip");
+      const gone = await p.waitFor((e) => e.type === "error" && /c\.mp3/.test(e.message as string));
+      assertEquals(
+        gone.message,
+        'Cannot play "c.mp3": the file is gone. It was removed from the queue.',
+      );
+      // a was dropped from memory when b became current; it is re-read when it is next again.
+      await Deno.copyFile(fixture("tagged.mp3"), a);
+      await p.send("move 2 1");
+      const changed = await p.waitFor((e) =>
+        e.type === "error" && /a\.mp3/.test(e.message as string)
+      );
+      assertEquals(
+        changed.message,
+        'Cannot play "a.mp3": the file changed since it was added. It was removed from the queue.',
+      );
+      const q = p.events.findLast((e) => e.type === "queue")!;
+      assertEquals((q.tracks as { fileName: string }[]).map((t) => t.fileName), ["b.mp3"]);
+      await p.send("play");
+      await p.waitFor((e) => e.type === "playing", 5000, "b plays");
+    } finally {
+      await p.quit();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
