@@ -682,6 +682,11 @@ export class HostEngine {
       transport: this.#transport.state,
       track: t?.info.title ?? null,
       positionSec: t ? this.#frameAt(now) / t.rateHz : 0,
+      queuePosition: this.#queue.current + 1,
+      queueLength: this.#queue.ids.length,
+      // Set when the queue waits for devices to get the current track.
+      waitingFor: this.#startWhenReady && t ? this.#notReady(t.info.id) : [],
+      inbox: this.#inbox.list().length,
       volume: this.#volume,
       muted: this.#muted,
       ...this.#device.settings,

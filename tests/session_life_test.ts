@@ -352,6 +352,10 @@ Deno.test({
         10000,
         "the queue waits",
       );
+      await host.send("status");
+      const st = await host.waitFor((e) => e.type === "status" && e.rxMs! > waits.rxMs!);
+      assertEquals([st.transport, st.queuePosition, st.queueLength], ["stopped", 2, 2]);
+      assertTrue(/^Sam \(/.test((st.waitingFor as string[])[0]), JSON.stringify(st.waitingFor));
       const ready = await host.waitFor(
         (e) => e.type === "track-ready" && e.peer === "Sam" && e.fileName === "next.mp3",
         20000,
