@@ -2,7 +2,7 @@ import { AudioOutput } from "../audio/output.ts";
 import { DecodeError, decodeMp3 } from "../audio/decode.ts";
 import type { PlayerEvent } from "../audio/player.ts";
 import type { SinkBackend } from "../audio/sink.ts";
-import { readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
+import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
 import { clockColor } from "../net/clock_filter.ts";
 import { ClockResponder } from "../net/clock_udp.ts";
 import { Advertiser, lanAddresses } from "../net/discovery.ts";
@@ -11,7 +11,7 @@ import { sha256Hex } from "../net/transfer.ts";
 import { createApp, type SocketLike } from "../server/http.ts";
 import { type ChannelMode, type Command, type EngineEvent } from "./commands.ts";
 import { Inbox } from "./inbox.ts";
-import { MAX_QUEUE_TRACKS, TrackQueue } from "./queue.ts";
+import { MAX_QUEUE_TRACKS, queueEvent, TrackQueue } from "./queue.ts";
 import {
   DEFAULT_SETTINGS,
   DeviceControls,
@@ -268,6 +268,10 @@ export class HostEngine {
       this.emit({ type: "error", message });
       return message;
     };
+    if (this.#queue.full) {
+      const name = opts.fileName ?? baseName(path);
+      return fail(`Cannot add "${name}": the queue is full (${MAX_QUEUE_TRACKS} tracks).`);
+    }
     let file;
     try {
       file = await readTrackFile(path);
@@ -276,9 +280,6 @@ export class HostEngine {
       throw e;
     }
     const fileName = opts.fileName ?? file.fileName;
-    if (this.#queue.full) {
-      return fail(`Cannot add "${fileName}": the queue is full (${MAX_QUEUE_TRACKS} tracks).`);
-    }
     const id = await sha256Hex(file.bytes);
     if (this.#tracks.has(id)) {
       this.emit({ type: "notice", level: "info", message: `"${fileName}" is already queued.` });
@@ -338,12 +339,21 @@ export class HostEngine {
       });
       return;
     }
+    const t = this.#removeAt(position);
+    if (t) this.emit({ type: "notice", level: "info", message: `Removed "${t.info.title}".` });
+  }
+
+  /** Takes the track at `position` out of the queue and the shared files; tells everyone. */
+  #removeAt(position: number): HostTrack | null {
     const r = this.#queue.remove(position);
-    if ("error" in r) return this.emit({ type: "error", message: `Cannot remove: ${r.error}` });
+    if ("error" in r) {
+      this.emit({ type: "error", message: `Cannot remove: ${r.error}` });
+      return null;
+    }
     const t = this.#tracks.get(r.id)!;
     this.#tracks.delete(r.id);
     this.#queueChanged();
-    this.emit({ type: "notice", level: "info", message: `Removed "${t.info.title}".` });
+    return t;
   }
 
   /** After any change of order or current track: tell everyone, decode, re-plan the transition. */
@@ -396,12 +406,9 @@ export class HostEngine {
 
   /** A queued file that can no longer be read leaves the queue, with a sentence. */
   #dropUnreadable(id: string, why: string) {
-    const t = this.#tracks.get(id);
     const at = this.#queue.ids.indexOf(id);
-    if (!t || at < 0) return;
-    this.#queue.remove(at + 1);
-    this.#tracks.delete(id);
-    this.#queueChanged();
+    const t = at < 0 ? null : this.#removeAt(at + 1);
+    if (!t) return;
     this.emit({
       type: "error",
       message: `Cannot play "${t.info.fileName}": ${why}. It was removed from the queue.`,
@@ -783,11 +790,7 @@ export class HostEngine {
   #emitQueue(broadcast = false) {
     const m = this.#queueMsg();
     if (broadcast) this.#broadcast(m);
-    this.emit({
-      type: "queue",
-      tracks: m.tracks.map((t, i) => ({ position: i + 1, ...t })),
-      current: m.current,
-    });
+    this.emit(queueEvent(m.tracks, m.current));
   }
   #queueMsg(): Extract<HostToPeer, { type: "queue" }> {
     return {

@@ -2,13 +2,13 @@ import { AudioOutput } from "../audio/output.ts";
 import { decodeMp3 } from "../audio/decode.ts";
 import { Mp3FormatError, scanMp3 } from "../audio/mp3_scan.ts";
 import type { SinkBackend } from "../audio/sink.ts";
-import { readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
+import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
 import { clockColor } from "../net/clock_filter.ts";
 import { ClockPinger } from "../net/clock_udp.ts";
 import type { LocalClock } from "../net/local_clock.ts";
 import { download, sha256Hex } from "../net/transfer.ts";
 import { type Command, type EngineEvent, LOCAL_COMMANDS } from "./commands.ts";
-import { fetchOrder, wantedOf } from "./queue.ts";
+import { fetchOrder, queueEvent, wantedOf } from "./queue.ts";
 import { DeviceControls, type DeviceSettings, type SettingsStore } from "./device_settings.ts";
 import {
   decodeMessage,
@@ -47,8 +47,8 @@ export class PeerEngine {
   #audio = { backend: "null", device: false };
   #lastHeardMs = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
-  /** The host's queue as last received. */
-  #queue: TrackInfo[] = [];
+  /** The host's queue as last received: ids in order, and each track's info. */
+  #ids: string[] = [];
   #current = -1;
   readonly #tracks = new Map<string, TrackInfo>();
   readonly #files = new Map<string, FileState>();
@@ -248,11 +248,7 @@ export class PeerEngine {
     switch (m.type) {
       case "queue":
         this.#onQueue(m.tracks, m.current);
-        this.emit({
-          type: "queue",
-          tracks: m.tracks.map((t, i) => ({ position: i + 1, ...t })),
-          current: m.current,
-        });
+        this.emit(queueEvent(m.tracks, m.current));
         return;
       case "next":
         this.#output.schedule(
@@ -277,24 +273,26 @@ export class PeerEngine {
       case "requestResult":
         this.#onRequestResult(m.requestId, m.outcome, m.reason);
         return;
-      case "play":
+      case "play": {
         this.#output.schedule({
           kind: "play",
           trackId: m.trackId,
           fromFrame: m.fromFrame,
           atHostMs: m.atHostMs,
         });
+        const t = this.#tracks.get(m.trackId);
         this.emit({
           type: "playing",
           trackId: m.trackId,
-          title: this.#tracks.get(m.trackId)?.title ?? m.trackId,
-          artist: this.#tracks.get(m.trackId)?.artist,
-          album: this.#tracks.get(m.trackId)?.album,
-          durationSec: this.#tracks.get(m.trackId)?.durationSec,
+          title: t?.title ?? m.trackId,
+          artist: t?.artist,
+          album: t?.album,
+          durationSec: t?.durationSec,
           positionSec: m.fromFrame / (this.#decoded.get(m.trackId) ?? 48000),
           atHostMs: m.atHostMs,
         });
         return;
+      }
       case "pause":
         this.#output.schedule({ kind: "silence", atHostMs: m.atHostMs });
         this.emit({ type: "paused", trackId: "", positionSec: 0, atHostMs: m.atHostMs });
@@ -323,7 +321,7 @@ export class PeerEngine {
   // ---------- tracks: fetch every queued file, keep the current and next decoded ----------
 
   #onQueue(tracks: TrackInfo[], current: number) {
-    this.#queue = tracks;
+    this.#ids = tracks.map((t) => t.id);
     this.#current = current;
     this.#tracks.clear();
     for (const t of tracks) this.#tracks.set(t.id, t);
@@ -346,7 +344,7 @@ export class PeerEngine {
   }
 
   #wanted(): string[] {
-    return wantedOf(this.#queue.map((t) => t.id), this.#current);
+    return wantedOf(this.#ids, this.#current);
   }
 
   /** One track job at a time: decode a wanted cached track, else fetch the next missing one. */
@@ -373,7 +371,7 @@ export class PeerEngine {
         return () => this.#decode(this.#tracks.get(id)!);
       }
     }
-    for (const id of fetchOrder(this.#queue.map((t) => t.id), this.#current)) {
+    for (const id of fetchOrder(this.#ids, this.#current)) {
       if (!this.#files.has(id)) return () => this.#fetch(this.#tracks.get(id)!);
     }
     return null;
@@ -449,7 +447,7 @@ export class PeerEngine {
       scanMp3(file.bytes);
     } catch (e) {
       if (!(e instanceof TrackFileError || e instanceof Mp3FormatError)) throw e;
-      const name = path.split(/[\\/]/).pop() || path;
+      const name = baseName(path);
       const why = e instanceof Mp3FormatError ? e.message : e.why;
       this.emit({ type: "error", message: `Cannot request "${name}": ${why}.` });
       return;
@@ -540,11 +538,7 @@ export class PeerEngine {
     }
     if (c.cmd === "request") return void this.#request(c.path);
     if (c.cmd === "queue") {
-      return this.emit({
-        type: "queue",
-        tracks: this.#queue.map((t, i) => ({ position: i + 1, ...t })),
-        current: this.#current,
-      });
+      return this.emit(queueEvent(this.#ids.map((id) => this.#tracks.get(id)!), this.#current));
     }
     if (c.cmd === "delay") return void this.#device.setDelay(c.ms);
     if (c.cmd === "channel") {

@@ -4,6 +4,9 @@
  * one have been played (or skipped); the one after it plays next.
  */
 
+import type { EngineEvent } from "./commands.ts";
+import type { TrackInfo } from "./protocol.ts";
+
 export const MAX_QUEUE_TRACKS = 100;
 
 export class TrackQueue {
@@ -98,4 +101,9 @@ export function fetchOrder(ids: readonly string[], current: number): string[] {
 export function wantedOf(ids: readonly string[], current: number): string[] {
   const c = Math.max(0, current);
   return ids.slice(c, c + 2);
+}
+
+/** The `queue` event as host and peers emit it: each track with its 1-based position. */
+export function queueEvent(tracks: readonly TrackInfo[], current: number): EngineEvent {
+  return { type: "queue", tracks: tracks.map((t, i) => ({ position: i + 1, ...t })), current };
 }
