@@ -1,7 +1,25 @@
+/**
+ * The host's HTTP server (Hono): the WebSocket control channel at `/ws`, shared track files,
+ * covers and song-request uploads. A runtime edge: the session logic behind the hooks sees only
+ * {@link SocketLike}s and streams.
+ */
 import { Hono } from "hono";
-import { upgradeWebSocket } from "hono/deno";
 import { parseRange } from "../net/transfer.ts";
 import { MAX_MESSAGE_BYTES } from "../session/protocol.ts";
+
+/**
+ * A control connection that has not been admitted (its `hello` accepted) this long after the
+ * upgrade is closed with 1008 "hello timeout". A real peer says hello within milliseconds of
+ * connecting, even over a WAN; without a limit idle sockets stayed open forever (300 of 300
+ * were still open after 6 s).
+ */
+export const HELLO_TIMEOUT_MS = 5000;
+
+/**
+ * Connections that may wait for admission at once; further upgrade attempts get HTTP 503 with a
+ * sentence. Far above what a jam of five peers needs, even with all of them reconnecting at once.
+ */
+export const MAX_UNADMITTED_SOCKETS = 32;
 
 /** What the HTTP server needs from the session: which files are shared, and WS handlers. */
 export interface ServerHooks {
@@ -14,49 +32,95 @@ export interface ServerHooks {
     token: string,
     body: ReadableStream<Uint8Array> | null,
   ): Promise<{ status: 200 | 400 | 404 | 413; text: string }>;
-  onSocket(
-    ws: SocketLike,
-    remoteAddr: string,
-  ): { onMessage(data: string | Uint8Array): void; onClose(): void };
+  /** A control connection opened; the handler gets its messages and its close. */
+  onSocket(ws: SocketLike, remoteAddr: string): SocketHandler;
 }
 
+/** What the session does with one control connection. */
+export interface SocketHandler {
+  onMessage(data: string | Uint8Array): void;
+  onClose(): void;
+  /**
+   * True once the connection is a peer (its `hello` was accepted). Until then it counts
+   * against {@link MAX_UNADMITTED_SOCKETS} and is closed after {@link HELLO_TIMEOUT_MS}.
+   */
+  admitted(): boolean;
+}
+
+/** The session's view of a WebSocket. */
 export interface SocketLike {
   send(text: string): void;
   close(code?: number, reason?: string): void;
 }
 
+/** The host's routes. Each app counts its own connections waiting for admission. */
 export function createApp(hooks: ServerHooks): Hono {
   const app = new Hono();
   app.get("/", (c) => c.text("PhaseLock host. Browser peers arrive in a later version.\n"));
-  app.get(
-    "/ws",
-    upgradeWebSocket((c) => {
-      let handler: ReturnType<ServerHooks["onSocket"]> | null = null;
-      const info = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
-      return {
-        onOpen(_e, ws) {
-          handler = hooks.onSocket({
-            send: (t) => ws.readyState === 1 && ws.send(t),
-            close: (code, reason) => ws.close(code, reason),
-          }, info?.hostname ?? "");
-        },
-        onMessage(e, ws) {
-          const d = e.data;
-          const size = typeof d === "string" ? d.length : (d as ArrayBuffer).byteLength ?? 0;
-          // A string is at least as many UTF-8 bytes as it has UTF-16 units: over the cap either way.
-          if (size > MAX_MESSAGE_BYTES) {
-            ws.close(1009, "message too large");
-            return;
-          }
-          handler?.onMessage(typeof d === "string" ? d : new Uint8Array(d as ArrayBuffer));
-        },
-        onClose() {
-          handler?.onClose();
-          handler = null;
-        },
-      };
-    }),
-  );
+  let waiting = 0; // upgraded control connections not admitted yet
+  app.get("/ws", (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.text("This is the PhaseLock control channel: connect with a WebSocket.\n", 426);
+    }
+    // Checked and counted in one synchronous step, so simultaneous upgrades cannot overshoot.
+    if (waiting >= MAX_UNADMITTED_SOCKETS) {
+      return c.text(
+        `Too many connections are waiting to join (${MAX_UNADMITTED_SOCKETS}); ` +
+          "try again in a few seconds.\n",
+        503,
+        { "Retry-After": String(HELLO_TIMEOUT_MS / 1000) },
+      );
+    }
+    // Read before the upgrade: afterwards the request is gone and so is its address.
+    const remoteAddr = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
+    let upgrade;
+    try {
+      upgrade = Deno.upgradeWebSocket(c.req.raw);
+    } catch {
+      return c.text("That is not a valid WebSocket handshake.\n", 400);
+    }
+    const { socket, response } = upgrade;
+    socket.binaryType = "arraybuffer";
+    let handler: SocketHandler | null = null;
+    waiting++;
+    let counted = true;
+    const settle = () => {
+      if (!counted) return;
+      counted = false;
+      waiting--;
+      clearTimeout(timer);
+    };
+    const timer = setTimeout(() => {
+      settle();
+      if (handler?.admitted()) return;
+      try {
+        socket.close(1008, "hello timeout");
+      } catch { /* never opened, or already closing */ }
+    }, HELLO_TIMEOUT_MS);
+    socket.onopen = () => {
+      handler = hooks.onSocket({
+        send: (t) => socket.readyState === WebSocket.OPEN && socket.send(t),
+        close: (code, reason) => socket.close(code, reason),
+      }, remoteAddr?.hostname ?? "");
+    };
+    socket.onmessage = (e) => {
+      const d = e.data;
+      const size = typeof d === "string" ? d.length : (d as ArrayBuffer).byteLength ?? 0;
+      // A string is at least as many UTF-8 bytes as it has UTF-16 units: over the cap either way.
+      if (size > MAX_MESSAGE_BYTES) {
+        socket.close(1009, "message too large");
+        return;
+      }
+      handler?.onMessage(typeof d === "string" ? d : new Uint8Array(d as ArrayBuffer));
+      if (counted && handler?.admitted()) settle();
+    };
+    socket.onclose = () => {
+      settle();
+      handler?.onClose();
+      handler = null;
+    };
+    return response;
+  });
   app.get("/covers/:id", (c) => {
     const id = c.req.param("id");
     const cover = /^[0-9a-f]{64}$/.test(id) ? hooks.cover(id) : undefined;

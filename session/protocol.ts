@@ -5,7 +5,7 @@
  * of each field. Field tables live in `docs/protocol.md`.
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /**
  * Largest control frame accepted, in bytes: a full queue (100 tracks, every text field at its
  * 255-character limit, even in 3-byte UTF-8) fits.
@@ -44,6 +44,14 @@ export interface PeerInfo {
   track: TrackStateName | "none";
   channel: ChannelName;
   speakerDelayMs: number;
+  /** Download progress 0..1 of the current track on this peer (1 once downloaded). */
+  progress?: number;
+  /** State of the next track on this peer, if any. */
+  next?: TrackStateName | "none";
+  /** Download progress 0..1 of the next track on this peer. */
+  nextProgress?: number;
+  /** The peer's estimated clock offset uncertainty (ms); absent until its first clock report. */
+  errorMs?: number;
 }
 
 export type ChannelName = "stereo" | "left" | "right" | "mono";
@@ -64,6 +72,8 @@ export interface ClockReportMsg {
   rttMs: number;
   /** Estimated uncertainty of the offset (ms). */
   errorMs: number;
+  /** The player's own placement error while playing (ms, + = ahead); for the sync panel. */
+  placementMs?: number;
 }
 export interface TrackStateMsg {
   type: "trackState";
@@ -272,6 +282,7 @@ const schemas: Record<string, Check> = {
     driftPpm: num(-1e5, 1e5),
     rttMs: num(0, 60_000),
     errorMs: num(0, 1e9),
+    placementMs: optional(num(-1e6, 1e6)),
   }),
   trackState: obj({
     type: str(1, 20),
@@ -314,6 +325,10 @@ const schemas: Record<string, Check> = {
         track: oneOf("none", "downloading", "cached", "decoding", "ready", "failed"),
         channel,
         speakerDelayMs,
+        progress: optional(num(0, 1)),
+        next: optional(oneOf("none", "downloading", "cached", "decoding", "ready", "failed")),
+        nextProgress: optional(num(0, 1)),
+        errorMs: optional(num(0, 1e9)),
       }),
       64,
     ),

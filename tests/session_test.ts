@@ -105,6 +105,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a connection that never says hello is closed after 5 s; a joined peer stays",
+  ...opts,
+  async fn() {
+    const { p, port } = host();
+    let peer: WebSocket | undefined;
+    try {
+      await p.waitFor((e) => e.type === "session");
+      const idle = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+      const closed = new Promise<CloseEvent>((r) => idle.onclose = r);
+      const joined = await rawPeer(port, "Sam");
+      peer = joined.ws;
+      assertEquals(joined.first.type, "welcome");
+      const startMs = Date.now();
+      const c = await closed;
+      assertEquals([c.code, c.reason], [1008, "hello timeout"]);
+      assertTrue(Date.now() - startMs < 6000, "closed within the 5 s window");
+      // The peer is still served after the window: heartbeats keep coming.
+      const beats = joined.inbox.filter((m) => m.type === "heartbeat").length;
+      await new Promise((r) => setTimeout(r, 1200));
+      assertEquals(peer.readyState, WebSocket.OPEN);
+      assertTrue(joined.inbox.filter((m) => m.type === "heartbeat").length > beats);
+    } finally {
+      peer?.close();
+      await p.quit();
+    }
+  },
+});
+
+Deno.test({
   name: "a peer killed mid-transfer leaves; the host plays on and serves the next peer",
   ...opts,
   async fn() {
