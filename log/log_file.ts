@@ -67,7 +67,8 @@ export class LogFile {
     const chunk = enc.encode(lines.join(""));
     const dir = this.path.replace(/[\\/][^\\/]*$/, "");
     if (dir && dir !== this.path) await Deno.mkdir(dir, { recursive: true });
-    const file = await Deno.open(this.path, { read: true, write: true, create: true });
+    // Owner-only: the log records what the user did and with whom.
+    const file = await Deno.open(this.path, { read: true, write: true, create: true, mode: 0o600 });
     try {
       await file.lock(true);
       const size = (await file.stat()).size;

@@ -32,7 +32,16 @@ export type Command =
   | { cmd: "delay"; ms: number }
   /** Without `peer`: this device. With `peer` (host only): assign that peer's channel. */
   | { cmd: "channel"; channel: ChannelMode; peer?: string }
-  | { cmd: "quit" };
+  | { cmd: "quit" }
+  /** Host: queue the built-in demo track. */
+  | { cmd: "add-demo" }
+  // ---- the app (window or browser UI): start and end sessions ----
+  /** Create a jam: this machine becomes its host. */
+  | { cmd: "create"; session: string; name: string; port: number }
+  /** Join the jam at `address` (`HOST:PORT`). */
+  | { cmd: "join"; address: string; name: string }
+  /** End this machine's part in the session (the host ends the jam) and go back Home. */
+  | { cmd: "leave" };
 
 export type CommandName = Command["cmd"];
 export type ChannelMode = "stereo" | "left" | "right" | "mono";
@@ -66,16 +75,28 @@ const NO_ARGS = new Set([
   "unmute",
   "status",
   "quit",
+  "add-demo",
+  "leave",
 ]);
 const USAGE = "add PATH, play, pause, resume, stop, seek SECONDS, skip, queue, move FROM TO, " +
   "remove N, request PATH, inbox, accept ID, reject ID, retry PEER, skip-peer PEER, " +
-  "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], status, quit";
+  "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], add-demo, " +
+  "status, quit";
 const MAX_LINE = 8192;
 
 /** A whole number ≥ 1 from a word or a JSON number, else null. */
 function wholeNumber(v: unknown): number | null {
   const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : NaN;
   return Number.isSafeInteger(n) && n >= 1 ? n : null;
+}
+
+/** `HOST:PORT` (IPv6 in brackets) split into its parts, or null when it is not one. */
+export function parseAddress(text: string): { hostname: string; port: number } | null {
+  const m = /^(\[[^\]]+\]|[^:\s\[\]]+):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  return { hostname: m[1].replace(/^\[|\]$/g, ""), port };
 }
 
 export function parseCommand(line: string): Command | CommandError {
@@ -183,6 +204,41 @@ export function parseCommand(line: string): Command | CommandError {
         ? { cmd: "channel", channel: channel as ChannelMode }
         : { cmd: "channel", channel: channel as ChannelMode, peer: (peer as string).trim() };
     }
+    case "create": {
+      const o = (json ? JSON.parse(text) : {}) as Record<string, unknown>;
+      const session = typeof o.session === "string" ? o.session.trim() : "";
+      const who = typeof o.name === "string" ? o.name.trim() : "";
+      const port = o.port === undefined ? 7420 : wholeNumber(o.port);
+      if (!json || !session || !who) {
+        return {
+          error: 'create needs a session name and your name: {"cmd":"create","session":' +
+            '"Friday Night","name":"Alex","port":7420}',
+        };
+      }
+      if (port === null || port > 65535) {
+        return { error: "The port must be a whole number from 1 to 65535." };
+      }
+      return { cmd: "create", session, name: who, port };
+    }
+    case "join": {
+      const o = (json ? JSON.parse(text) : {}) as Record<string, unknown>;
+      const address = typeof o.address === "string" ? o.address.trim() : "";
+      const who = typeof o.name === "string" ? o.name.trim() : "";
+      if (!json || !who) {
+        return {
+          error: 'join needs the host\'s address and your name: {"cmd":"join","address":' +
+            '"192.168.1.20:7420","name":"Sam"}',
+        };
+      }
+      if (!parseAddress(address)) {
+        return {
+          error: `Give the host address as IP:port, e.g. 192.168.1.20:7420${
+            address ? ` (got "${address.slice(0, 60)}")` : ""
+          }.`,
+        };
+      }
+      return { cmd: "join", address, name: who };
+    }
     case "":
       return { error: `Empty command. Commands: ${USAGE}.` };
     default:
@@ -199,6 +255,8 @@ export type EngineEvent =
     name: string;
     port?: number;
     host?: string;
+    /** Where the jam's files and covers are (`http://HOST:PORT`). */
+    jamUrl?: string;
   }
   | { type: "audio"; backend: string; audible: boolean; warning?: string }
   | { type: "peer-joined"; id: number; name: string }
@@ -267,7 +325,43 @@ export type EngineEvent =
   | { type: "notice"; level: "info" | "warn" | "error"; message: string }
   | { type: "error"; message: string }
   | { type: "host-disconnected"; message: string }
-  | { type: "quit" };
+  | { type: "quit" }
+  /**
+   * Host, every second: each device's estimated sync error — the clock estimate's noise and
+   * the player's own placement error (ms). An estimate, not a measurement.
+   */
+  | { type: "health"; atHostMs: number; devices: DeviceHealth[] }
+  // ---- the app ----
+  /** The app is on its Home screen; `message` says why it came back (host gone, refused…). */
+  | {
+    type: "home";
+    hostName: string;
+    peerName: string;
+    sessionName: string;
+    port: number;
+    message?: string;
+  }
+  /** Jams discovered on the LAN (mDNS), updated while Home is shown. */
+  | { type: "jams"; jams: JamListing[] }
+  /** `--no-window`: where the app's UI is (loopback, with the per-run token). */
+  | { type: "ui"; url: string };
+
+export interface DeviceHealth {
+  name: string;
+  /** True for the host's own device. */
+  host: boolean;
+  clockErrorMs: number;
+  placementMs: number;
+}
+
+export interface JamListing {
+  session: string;
+  host: string;
+  address: string;
+  port: number;
+  peers: number;
+  maxPeers: number;
+}
 
 export interface InboxEntry {
   id: number;

@@ -5,7 +5,7 @@ import type { SinkBackend } from "../audio/sink.ts";
 import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
 import { clockColor } from "../net/clock_filter.ts";
 import { ClockPinger } from "../net/clock_udp.ts";
-import type { LocalClock } from "../net/local_clock.ts";
+import { type LocalClock, localToHost } from "../net/local_clock.ts";
 import { download, sha256Hex } from "../net/transfer.ts";
 import { type Command, type EngineEvent, LOCAL_COMMANDS } from "./commands.ts";
 import { fetchOrder, queueEvent, wantedOf } from "./queue.ts";
@@ -63,6 +63,8 @@ export class PeerEngine {
     { fileName: string; title: string; bytes: Uint8Array<ArrayBuffer> }
   >();
   #nextRequest = 1;
+  /** The last `play` from the host, to know where a `pause` leaves the track. */
+  #lastPlay: { trackId: string; fromFrame: number; atHostMs: number } | null = null;
   #volume = 1;
   #muted = false;
   #ended!: (why: PeerEnd) => void;
@@ -176,6 +178,7 @@ export class PeerEngine {
             session: m.session,
             name: m.name,
             host: m.hostName,
+            jamUrl: this.#httpBase(),
           });
           if (this.#pinger) this.#pinger.opts.peerId = m.peerId;
           this.#send({ type: "settings", ...this.#device.settings });
@@ -232,7 +235,8 @@ export class PeerEngine {
       rttMs: e.rttMs,
       errorMs: e.errorMs,
     };
-    this.#send({ type: "clock", ...m });
+    const placementMs = this.#output.status?.playing ? this.#output.status.stats.errorMs : 0;
+    this.#send({ type: "clock", ...m, placementMs });
     this.emit({
       type: "clock",
       ...m,
@@ -274,6 +278,7 @@ export class PeerEngine {
         this.#onRequestResult(m.requestId, m.outcome, m.reason);
         return;
       case "play": {
+        this.#lastPlay = m;
         this.#output.schedule({
           kind: "play",
           trackId: m.trackId,
@@ -295,7 +300,7 @@ export class PeerEngine {
       }
       case "pause":
         this.#output.schedule({ kind: "silence", atHostMs: m.atHostMs });
-        this.emit({ type: "paused", trackId: "", positionSec: 0, atHostMs: m.atHostMs });
+        this.emit({ type: "paused", ...this.#positionAt(m.atHostMs), atHostMs: m.atHostMs });
         return;
       case "peers":
         this.emit({ type: "peers", peers: m.peers });
@@ -571,6 +576,23 @@ export class PeerEngine {
       this.#send({ type: "bye" });
       this.#finish("quit");
     }
+  }
+
+  /** Where the last `play` had got to at host time `atHostMs` (what a pause leaves). */
+  #positionAt(atHostMs: number): { trackId: string; positionSec: number } {
+    const p = this.#lastPlay;
+    if (!p) return { trackId: "", positionSec: 0 };
+    const rateHz = this.#decoded.get(p.trackId) ?? 48000;
+    const sec = p.fromFrame / rateHz + Math.max(0, atHostMs - p.atHostMs) / 1000;
+    const dur = this.#tracks.get(p.trackId)?.durationSec ?? sec;
+    return { trackId: p.trackId, positionSec: Math.min(sec, dur) };
+  }
+
+  /** The host's clock now, as this peer estimates it (its own clock until locked). */
+  hostNowMs(): number {
+    const e = this.#pinger?.filter.estimate;
+    const now = this.clock.now();
+    return e ? localToHost(e, now) : now;
   }
 
   #hostGone() {

@@ -1,49 +1,70 @@
 /**
  * Makes sure the system parts the tests drive are present: PulseAudio (a private daemon per
- * test), its tools, PortAudio, ALSA's pulse plugin, iproute2 (network namespaces), and sox and
- * lame (test tracks made on the fly). On a fresh Debian/Ubuntu machine, as root, it installs
- * what is missing; otherwise it says exactly what to install. Tests never skip for a missing part: they fail loudly instead.
+ * test), its tools, PortAudio, ALSA's pulse plugin, iproute2 (network namespaces), sox and
+ * lame (test tracks made on the fly), and for the browser and window tests Debian's Chromium,
+ * a virtual X server with screenshots, WebKitGTK and a font. On a fresh Debian/Ubuntu machine,
+ * as root, it installs what is missing; otherwise it says exactly what to install. Tests never
+ * skip for a missing part: they fail loudly instead.
  */
-const PACKAGES = [
-  "pulseaudio",
-  "pulseaudio-utils",
-  "libpulse0",
-  "libportaudio2",
-  "libasound2-plugins",
-  "iproute2",
-  // The sync benchmark and the speaker test make their own test tracks.
-  "sox",
-  "lame",
+
+/** Each package, and how to tell it is there without asking the package manager. */
+const PACKAGES: { name: string; present: { bin?: string; lib?: string; file?: string } }[] = [
+  { name: "pulseaudio", present: { bin: "pulseaudio" } },
+  { name: "pulseaudio-utils", present: { bin: "parec" } },
+  { name: "libpulse0", present: { lib: "libpulse.so.0" } },
+  { name: "libportaudio2", present: { lib: "libportaudio.so.2" } },
+  {
+    name: "libasound2-plugins",
+    present: { file: "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so" },
+  },
+  { name: "iproute2", present: { bin: "ip" } },
+  // The sync benchmark, the speaker test and assets/make_demo.ts make their own tracks.
+  { name: "sox", present: { bin: "sox" } },
+  { name: "lame", present: { bin: "lame" } },
+  // Browser peers and the web UI: Debian's Chromium driven by playwright-core.
+  { name: "chromium", present: { file: "/usr/bin/chromium" } },
+  // The desktop window (WebKitGTK) under a virtual X server, screenshots with `import`.
+  { name: "xvfb", present: { bin: "Xvfb" } },
+  { name: "xauth", present: { bin: "xauth" } },
+  { name: "libwebkit2gtk-4.1-0", present: { lib: "libwebkit2gtk-4.1.so.0" } },
+  { name: "imagemagick", present: { bin: "import" } },
+  // Without any font, pages render no text and text lookups in screenshots fail.
+  {
+    name: "fonts-dejavu-core",
+    present: { file: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf" },
+  },
 ];
 
-async function has(bin: string): Promise<boolean> {
-  const r = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${bin}`],
-    stdout: "null",
-    stderr: "null",
-  })
-    .output();
-  return r.success;
+async function sh(script: string): Promise<{ ok: boolean; out: string }> {
+  const r = await new Deno.Command("sh", { args: ["-c", script], stderr: "null" }).output();
+  return { ok: r.success, out: new TextDecoder().decode(r.stdout) };
 }
 
-async function hasLib(name: string): Promise<boolean> {
-  const r = await new Deno.Command("sh", { args: ["-c", `ldconfig -p | grep -q ${name}`] })
-    .output();
-  return r.success;
+/** One shell for every check, so an up-to-date machine is through in a few milliseconds. */
+async function missingPackages(): Promise<string[]> {
+  const libs = (await sh("ldconfig -p 2>/dev/null || /sbin/ldconfig -p")).out;
+  const checks = PACKAGES.map(({ name, present: p }) =>
+    p.lib
+      ? `${libs.includes(p.lib) ? "true" : "false"} || echo ${name}`
+      : p.bin
+      ? `command -v ${p.bin} >/dev/null || echo ${name}`
+      : `for f in ${p.file}; do test -e "$f"; done || echo ${name}`
+  );
+  return (await sh(checks.join("\n"))).out.split("\n").filter(Boolean);
 }
 
-const missing = !(await has("pulseaudio")) || !(await has("parec")) || !(await has("pactl")) ||
-  !(await has("ip")) || !(await has("sox")) || !(await has("lame")) ||
-  !(await hasLib("libportaudio.so.2")) || !(await hasLib("libpulse.so.0"));
-
-if (missing) {
-  if (Deno.build.os !== "linux" || !(await has("apt-get"))) {
-    console.error(`The tests need: ${PACKAGES.join(", ")} (or your system's equivalents).`);
+const missing = await missingPackages();
+if (missing.length) {
+  const hasAptGet = (await sh("command -v apt-get")).ok;
+  if (Deno.build.os !== "linux" || !hasAptGet) {
+    console.error(
+      `The tests need these packages (or your system's equivalents): ${missing.join(", ")}.`,
+    );
     Deno.exit(1);
   }
   const root = Deno.uid?.() === 0;
   const sudo = root ? [] : ["sudo"];
-  console.error(`Installing test dependencies: ${PACKAGES.join(" ")}`);
+  console.error(`Installing test dependencies: ${missing.join(" ")}`);
   const env = { DEBIAN_FRONTEND: "noninteractive" };
   const run = async (args: string[]) => {
     const r = await new Deno.Command(sudo[0] ?? args[0], {
@@ -52,11 +73,16 @@ if (missing) {
     }).spawn().status;
     if (!r.success) {
       console.error(
-        `"${args.join(" ")}" failed; install these packages by hand: ${PACKAGES.join(" ")}`,
+        `"${args.join(" ")}" failed; install these packages by hand: ${missing.join(" ")}`,
       );
       Deno.exit(1);
     }
   };
   await run(["apt-get", "update", "-q"]);
-  await run(["apt-get", "install", "-y", "-q", "--no-install-recommends", ...PACKAGES]);
+  await run(["apt-get", "install", "-y", "-q", "--no-install-recommends", ...missing]);
+  const still = await missingPackages();
+  if (still.length) {
+    console.error(`Installed, but still not found: ${still.join(", ")}. Install them by hand.`);
+    Deno.exit(1);
+  }
 }

@@ -1,0 +1,304 @@
+/**
+ * The app around the engine: Home (remembered names, jams discovered on the LAN), creating and
+ * joining jams, leaving them, and the way back Home when a host goes away. The window's UI and
+ * `--no-window` browsers drive it with the same `Command` union headless mode reads, and get
+ * the same `EngineEvent`s; a UI that connects late gets the current state replayed.
+ */
+import type { SinkBackend } from "../audio/sink.ts";
+import { browse, type DiscoveredJam } from "../net/discovery.ts";
+import type { LocalClock } from "../net/local_clock.ts";
+import {
+  type Command,
+  type EngineEvent,
+  type JamListing,
+  parseAddress,
+} from "../session/commands.ts";
+import type { DeviceSettings, SettingsStore } from "../session/device_settings.ts";
+import { HostEngine } from "../session/host.ts";
+import { PeerEngine } from "../session/peer.ts";
+import { AppSettings } from "./app_settings.ts";
+
+export interface AppOptions {
+  /** Port offered in the Create Jam form. */
+  defaultPort: number;
+  audio: SinkBackend | "auto";
+  wavPath?: string;
+  device?: Partial<DeviceSettings>;
+  settings: SettingsStore;
+  appSettings: AppSettings;
+  /** Folder for received tracks (`tracks`), accepted requests (`requests`), UI uploads. */
+  cacheDir: (sub: "tracks" | "requests" | "uploads") => string;
+  /** The built-in demo track. */
+  demoPath: string;
+  /** Address the jam server binds (default all interfaces). */
+  bind?: string;
+  /** Look for jams on the LAN while Home is shown (default true). */
+  discover?: boolean;
+}
+
+export interface AppComponents {
+  clock: () => LocalClock;
+  /** Every event also goes here (the log, stdout in `--no-window` mode). */
+  record?: (e: EngineEvent) => void;
+  /** LAN discovery; injected so tests can run without multicast. */
+  browse?: (timeoutMs: number, signal?: AbortSignal) => Promise<DiscoveredJam[]>;
+}
+
+type Session =
+  | { role: "host"; engine: HostEngine }
+  | { role: "peer"; engine: PeerEngine };
+
+/** Event types that describe state: the last of each is replayed to a UI that connects. */
+const STATE_TYPES = new Set<EngineEvent["type"]>([
+  "home",
+  "jams",
+  "session",
+  "audio",
+  "device",
+  "volume",
+  "queue",
+  "peers",
+  "inbox",
+  "clock",
+  "next",
+  // The last one is enough for the common case: the current track ready everywhere.
+  "track-ready-all",
+]);
+/** The transport's state is whichever of these came last. */
+const TRANSPORT_TYPES = new Set<EngineEvent["type"]>(["playing", "paused", "stopped"]);
+
+export class AppController {
+  #session: Session | null = null;
+  #busy = false;
+  readonly #listeners = new Set<(e: EngineEvent) => void>();
+  readonly #state = new Map<string, EngineEvent>();
+  /** Recent health samples (a minute's worth), so the sync panel is full on reconnect. */
+  #health: EngineEvent[] = [];
+  #discovery: AbortController | null = null;
+  #closed = false;
+
+  constructor(readonly opts: AppOptions, readonly parts: AppComponents) {}
+
+  /** Shows Home and starts looking for jams. */
+  async start(): Promise<void> {
+    await this.#home();
+  }
+
+  /** Ends any session (peers are told) and stops discovery. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#discovery?.abort();
+    await this.#endSession();
+  }
+
+  get role(): "host" | "peer" | null {
+    return this.#session?.role ?? null;
+  }
+
+  /** Subscribes to events; the current state is replayed first. Returns the unsubscribe. */
+  subscribe(fn: (e: EngineEvent) => void): () => void {
+    for (const e of this.snapshot()) fn(e);
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** The events that rebuild the current screen, oldest first. */
+  snapshot(): EngineEvent[] {
+    return [...this.#state.values(), ...this.#health];
+  }
+
+  /** The host clock now (the session's), for the UI's progress bars. */
+  hostNowMs(): number {
+    const s = this.#session;
+    if (s?.role === "peer") return s.engine.hostNowMs();
+    if (s?.role === "host") return s.engine.clock.now();
+    return performance.timeOrigin + performance.now();
+  }
+
+  emit = (e: EngineEvent): void => {
+    if (e.type === "session" && e.role === "host" && e.port && !e.jamUrl) {
+      e = { ...e, jamUrl: `http://127.0.0.1:${e.port}` };
+    }
+    if (e.type === "health") {
+      this.#health.push(e);
+      if (this.#health.length > 60) this.#health.shift();
+    } else if (STATE_TYPES.has(e.type)) this.#state.set(e.type, e);
+    else if (TRANSPORT_TYPES.has(e.type)) this.#state.set("transport", e);
+    this.parts.record?.(e);
+    for (const fn of this.#listeners) fn(e);
+  };
+
+  #error(message: string) {
+    this.emit({ type: "error", message });
+  }
+
+  /** Runs one command from a UI. `quit` is the caller's: it closes the app. */
+  async run(c: Command): Promise<void> {
+    if (c.cmd === "create" || c.cmd === "join") {
+      if (this.#busy) return this.#error("Still starting the last session; one moment.");
+      if (this.#session) {
+        return this.#error("Leave the current session before starting another.");
+      }
+      this.#busy = true;
+      try {
+        await (c.cmd === "create" ? this.#create(c) : this.#join(c));
+      } finally {
+        this.#busy = false;
+      }
+      return;
+    }
+    if (c.cmd === "leave") {
+      if (!this.#session) return;
+      await this.#endSession();
+      await this.#home();
+      return;
+    }
+    const s = this.#session;
+    if (!s) return this.#error("Create or join a jam first.");
+    if (c.cmd === "add-demo") {
+      if (s.role !== "host") return this.#error("Only the host adds songs; use Request Song.");
+      await s.engine.add(this.opts.demoPath, { fileName: "PhaseLock Demo.mp3" });
+      return;
+    }
+    if (s.role === "host") await s.engine.run(c);
+    else s.engine.run(c);
+  }
+
+  /** A file the UI uploaded: the host queues it, a peer offers it to the host. */
+  async addUploaded(path: string, fileName: string): Promise<string | null> {
+    const s = this.#session;
+    if (!s) return "Create or join a jam first.";
+    if (s.role === "host") return await s.engine.add(path, { fileName });
+    s.engine.run({ cmd: "request", path });
+    return null;
+  }
+
+  async #create(c: Extract<Command, { cmd: "create" }>) {
+    this.#discovery?.abort();
+    await this.opts.appSettings.update({ hostName: c.name, sessionName: c.session, port: c.port });
+    this.#clearSessionState();
+    const engine = new HostEngine(
+      {
+        session: c.session,
+        name: c.name,
+        port: c.port,
+        hostname: this.opts.bind,
+        requestDir: this.opts.cacheDir("requests"),
+        audio: this.opts.audio,
+        wavPath: this.opts.wavPath,
+        device: this.opts.device,
+        settings: this.opts.settings,
+      },
+      this.parts.clock(),
+      this.emit,
+    );
+    try {
+      await engine.start();
+    } catch (e) {
+      await engine.stop().catch(() => {});
+      const message = e instanceof Deno.errors.AddrInUse
+        ? `Port ${c.port} is already in use. Choose another port.`
+        : `Cannot create the jam: ${(e as Error).message}`;
+      await this.#home(message);
+      return;
+    }
+    this.#session = { role: "host", engine };
+  }
+
+  async #join(c: Extract<Command, { cmd: "join" }>) {
+    const to = parseAddress(c.address)!;
+    this.#discovery?.abort();
+    await this.opts.appSettings.update({ peerName: c.name });
+    this.#clearSessionState();
+    const engine = new PeerEngine(
+      {
+        hostname: to.hostname,
+        port: to.port,
+        name: c.name,
+        cacheDir: this.opts.cacheDir("tracks"),
+        audio: this.opts.audio,
+        wavPath: this.opts.wavPath,
+        device: this.opts.device,
+        settings: this.opts.settings,
+      },
+      this.parts.clock(),
+      this.emit,
+    );
+    try {
+      await engine.start();
+    } catch (e) {
+      const why = await Promise.race([engine.ended, Promise.resolve(null)]);
+      await engine.stop().catch(() => {});
+      const message = why === "refused"
+        ? `The host refused to let you join: ${(e as Error).message}`
+        : (e as Error).message;
+      await this.#home(message);
+      return;
+    }
+    const session: Session = { role: "peer", engine };
+    this.#session = session;
+    engine.ended.then(async (why) => {
+      if (this.#session !== session || why === "quit") return;
+      await this.#endSession();
+      if (!this.#closed) await this.#home("Host disconnected — session ended");
+    });
+  }
+
+  async #endSession() {
+    const s = this.#session;
+    this.#session = null;
+    if (!s) return;
+    if (s.role === "peer") s.engine.run({ cmd: "quit" });
+    await s.engine.stop().catch((e) => this.#error(`While leaving: ${(e as Error).message}`));
+  }
+
+  #clearSessionState() {
+    for (const k of [...this.#state.keys()]) if (k !== "jams") this.#state.delete(k);
+    this.#health = [];
+  }
+
+  async #home(message?: string) {
+    this.#clearSessionState();
+    const s = await this.opts.appSettings.load();
+    this.emit({
+      type: "home",
+      hostName: s.hostName ?? "",
+      peerName: s.peerName ?? "",
+      sessionName: s.sessionName ?? "",
+      port: this.opts.defaultPort,
+      ...(message ? { message } : {}),
+    });
+    if (this.opts.discover !== false && !this.#closed) this.#discover();
+  }
+
+  /** Browses the LAN every few seconds while no session runs; emits the list when it changes. */
+  #discover() {
+    this.#discovery?.abort();
+    const ac = new AbortController();
+    this.#discovery = ac;
+    const find = this.parts.browse ?? browse;
+    let last = "";
+    (async () => {
+      while (!ac.signal.aborted) {
+        let jams: JamListing[] = [];
+        try {
+          jams = (await find(1500, ac.signal)).map((j) => ({
+            session: j.session,
+            host: j.host,
+            address: j.address,
+            port: j.port,
+            peers: j.peers,
+            maxPeers: j.maxPeers,
+          }));
+        } catch { /* no multicast here: an empty list, try again */ }
+        if (ac.signal.aborted) return;
+        const key = JSON.stringify(jams);
+        if (key !== last) {
+          last = key;
+          this.emit({ type: "jams", jams });
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+  }
+}

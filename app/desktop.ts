@@ -1,0 +1,100 @@
+/**
+ * The app: the control server with the UI on 127.0.0.1, the app controller behind it, and the
+ * window showing it — or, with `--no-window`, the address for any browser on this machine.
+ * Closing the window, `quit` from the UI, or a signal ends the session cleanly (peers told).
+ */
+import type { LogFile } from "../log/log_file.ts";
+import { newToken, serveControl } from "../server/control.ts";
+import { AppSettings } from "./app_settings.ts";
+import { AppController } from "./controller.ts";
+import {
+  backendOf,
+  cacheDir,
+  clockOf,
+  configDir,
+  deviceOf,
+  EXIT,
+  portOf,
+  settingsStore,
+} from "./options.ts";
+import { ensureBundle, loadUiAssets } from "./ui_assets.ts";
+import { openWindow, windowProblem, WindowUnavailableError } from "./window.ts";
+
+/** The built-in demo track, made by `assets/make_demo.ts`. */
+export const DEMO_TRACK = new URL("../assets/demo.mp3", import.meta.url);
+
+export async function runApp(flags: Record<string, unknown>, logFile: LogFile): Promise<number> {
+  const say = (s: string) => {
+    console.error(`[phaselock] ${s}`);
+    logFile.write({ type: "log", message: s });
+  };
+  const withWindow = !flags["no-window"];
+  if (withWindow) {
+    const problem = windowProblem();
+    if (problem) {
+      console.error(problem);
+      return EXIT.failure;
+    }
+  }
+  await ensureBundle();
+  const assets = await loadUiAssets();
+
+  const controller = new AppController(
+    {
+      defaultPort: portOf(flags),
+      bind: flags.bind as string | undefined,
+      audio: backendOf(flags),
+      wavPath: flags["wav-out"] as string | undefined,
+      device: deviceOf(flags),
+      settings: settingsStore(flags),
+      appSettings: new AppSettings(`${configDir(flags)}/app.json`),
+      cacheDir: (sub) => cacheDir(flags, sub),
+      demoPath: DEMO_TRACK.pathname,
+      discover: !flags["no-discover"],
+    },
+    { clock: () => clockOf(flags), record: (e) => logFile.write(e) },
+  );
+
+  let quit!: () => void;
+  const quitting = new Promise<void>((r) => quit = r);
+  const control = serveControl(controller, {
+    token: newToken(),
+    uploadDir: cacheDir(flags, "uploads"),
+    assets: () => Promise.resolve(assets),
+    onQuit: () => quit(),
+  });
+  await controller.start();
+
+  Deno.addSignalListener("SIGINT", quit);
+  Deno.addSignalListener("SIGTERM", quit);
+  // The address is printed in both modes: with a window it lets a browser on this machine be a
+  // second view (and tests drive the real window's app through it).
+  console.log(JSON.stringify({ type: "ui", url: control.url }));
+  let window = null;
+  if (withWindow) {
+    try {
+      window = await openWindow({ url: control.url, title: "PhaseLock", width: 1280, height: 800 });
+      window.closed.then(quit, quit);
+      say("PhaseLock is open.");
+    } catch (e) {
+      console.error(e instanceof WindowUnavailableError ? e.message : (e as Error).message);
+      await controller.close();
+      await control.stop();
+      return EXIT.failure;
+    }
+  } else {
+    // Not the address itself: the log may be readable by others, the token must not be.
+    say(
+      "PhaseLock is running without a window: open the address printed above in a browser on this machine.",
+    );
+  }
+
+  await quitting;
+  Deno.removeSignalListener("SIGINT", quit);
+  Deno.removeSignalListener("SIGTERM", quit);
+  await controller.close();
+  window?.close();
+  await control.stop();
+  say("PhaseLock closed.");
+  return EXIT.ok;
+}

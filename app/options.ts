@@ -1,0 +1,123 @@
+/**
+ * Turning command-line flags into the engine's options: audio backend, simulated clock,
+ * speaker settings, the settings/cache/log folders. Shared by headless mode and the app.
+ */
+import { SINK_BACKENDS, type SinkBackend } from "../audio/sink.ts";
+import { defaultLogPath, LogFile } from "../log/log_file.ts";
+import { makeLocalClock } from "../net/local_clock.ts";
+import {
+  CHANNEL_MODES,
+  delayProblem,
+  type DeviceSettings,
+  isChannelMode,
+  SettingsStore,
+} from "../session/device_settings.ts";
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, hostGone: 3, refused: 4 } as const;
+
+/** A bad command line: main prints the message as one line and exits with code 2. */
+export class UsageError extends Error {}
+
+/** `--port`: a whole number from 1 to 65535 (default 7420). */
+export function portOf(flags: Record<string, unknown>): number {
+  const port = (flags.port as number | undefined) ?? 7420;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--port must be a whole number from 1 to 65535, not ${port}.`);
+  }
+  return port;
+}
+
+export function need(flags: Record<string, unknown>, key: string): string {
+  const v = flags[key];
+  if (typeof v !== "string" || v.trim() === "") throw new UsageError(`--${key} is required.`);
+  return v;
+}
+
+export function backendOf(flags: Record<string, unknown>): SinkBackend | "auto" {
+  const b = (flags.audio as string | undefined) ?? "auto";
+  if (b !== "auto" && !SINK_BACKENDS.includes(b as SinkBackend)) {
+    throw new UsageError(`--audio must be one of auto, ${SINK_BACKENDS.join(", ")}; got "${b}".`);
+  }
+  if (b === "wav" && !flags["wav-out"]) throw new UsageError("--audio wav needs --wav-out FILE.");
+  return b as SinkBackend | "auto";
+}
+
+export function clockOf(flags: Record<string, unknown>) {
+  return makeLocalClock({
+    offsetMs: (flags["sim-clock-offset-ms"] as number | undefined) ?? 0,
+    skewPpm: (flags["sim-clock-skew-ppm"] as number | undefined) ?? 0,
+  });
+}
+
+/** Speaker settings given on the command line (they override the remembered ones). */
+export function deviceOf(flags: Record<string, unknown>): Partial<DeviceSettings> {
+  const out: Partial<DeviceSettings> = {};
+  const d = flags["speaker-delay-ms"];
+  if (d !== undefined) {
+    const bad = delayProblem(d as number);
+    if (bad) throw new UsageError(`--speaker-delay-ms: ${bad}`);
+    out.speakerDelayMs = d as number;
+  }
+  const c = flags.channel;
+  if (c !== undefined) {
+    if (!isChannelMode(c)) {
+      throw new UsageError(`--channel must be one of ${CHANNEL_MODES.join(", ")}; got "${c}".`);
+    }
+    out.channel = c;
+  }
+  return out;
+}
+
+/** `--config-dir`, or the OS's folder for settings. */
+export function configDir(flags: Record<string, unknown>): string {
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  const dir = flags["config-dir"] as string | undefined;
+  if (dir) return dir;
+  if (Deno.build.os === "windows") return `${Deno.env.get("APPDATA") ?? home}\\PhaseLock`;
+  if (Deno.build.os === "darwin") return `${home}/Library/Application Support/PhaseLock`;
+  return `${Deno.env.get("XDG_CONFIG_HOME") ?? `${home}/.config`}/phaselock`;
+}
+
+export function settingsStore(flags: Record<string, unknown>): SettingsStore {
+  return new SettingsStore(`${configDir(flags)}/settings.json`);
+}
+
+/** The audio output options host and peer share. */
+export function outputOf(flags: Record<string, unknown>) {
+  return {
+    audio: backendOf(flags),
+    wavPath: flags["wav-out"] as string | undefined,
+    device: deviceOf(flags),
+    settings: settingsStore(flags),
+  };
+}
+
+/**
+ * `--cache-dir`, or the OS cache folder: `tracks` (received), `requests` (accepted), `uploads`
+ * (files chosen in the app's window).
+ */
+export function cacheDir(
+  flags: Record<string, unknown>,
+  sub: "tracks" | "requests" | "uploads",
+): string {
+  const given = flags["cache-dir"] as string | undefined;
+  if (given) return sub === "tracks" ? given : `${given}/${sub}`;
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  if (Deno.build.os === "windows") {
+    return `${Deno.env.get("LOCALAPPDATA") ?? home}\\PhaseLock\\${sub}`;
+  }
+  if (Deno.build.os === "darwin") return `${home}/Library/Caches/PhaseLock/${sub}`;
+  return `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/phaselock/${sub}`;
+}
+
+/** This machine's log file; every event and command goes to it as well as to stdout. */
+export function openLog(flags: Record<string, unknown>, role: string): LogFile {
+  const max = flags["log-max-bytes"] as number | undefined;
+  if (max !== undefined && (!Number.isInteger(max) || max < 1024)) {
+    throw new UsageError(`--log-max-bytes must be a whole number ≥ 1024, not ${max}.`);
+  }
+  return new LogFile((flags["log-file"] as string | undefined) ?? defaultLogPath(), {
+    maxBytes: max,
+    context: { role, pid: Deno.pid },
+  });
+}

@@ -1,0 +1,115 @@
+import { computed } from "@preact/signals";
+import { useMemo } from "preact/hooks";
+import type { Command } from "../../session/commands.ts";
+import type { Models } from "../models/app.ts";
+import { MyOutput } from "./MyOutput.tsx";
+import { NowPlaying } from "./NowPlaying.tsx";
+import { Peers } from "./Peers.tsx";
+import { Queue } from "./Queue.tsx";
+import { Requests } from "./Requests.tsx";
+import { SyncHealth } from "./SyncHealth.tsx";
+import { Uploads, type UploadsModel } from "./Uploads.tsx";
+
+/** The host's session: peers left, now playing centre, queue right, requests below. */
+export function HostScreen(props: {
+  models: Models;
+  send: (c: Command) => void;
+  hostNowMs: () => number;
+  pickFiles: () => void;
+  uploads: UploadsModel;
+  onHelp: () => void;
+}) {
+  const { session: s, queue: q, peers, inbox } = props.models;
+  const ready = useMemo(() =>
+    computed(() => {
+      const cur = q.currentTrack.value;
+      if (!cur) return { can: false, why: "" };
+      const t = s.transport.value;
+      if (t.state === "playing") return { can: true, why: "" };
+      if (q.readyAll.value.has(cur.id)) return { can: true, why: "" };
+      const waiting = peers.peers.value.filter((p) => p.track !== "ready").map((p) => p.name);
+      return waiting.length
+        ? { can: false, why: `Waiting for ${waiting.join(", ")} to get "${cur.title}".` }
+        : { can: true, why: "" };
+    }), []);
+  const t = s.transport.value;
+  return (
+    <div class="screen host">
+      <header class="top">
+        <div>
+          <h1 class="session-name">{s.session.value}</h1>
+          <p class="muted">
+            Hosted by {s.myName.value} · <span aria-label="Address">{s.address.value}</span> ·{" "}
+            {peers.peers.value.length} {peers.peers.value.length === 1 ? "peer" : "peers"}
+          </p>
+        </div>
+        <div class="top-actions">
+          <button
+            type="button"
+            class="icon"
+            aria-label="Keyboard shortcuts"
+            title="Keyboard shortcuts (?)"
+            onClick={props.onHelp}
+          >
+            ?
+          </button>
+          <button type="button" class="secondary" onClick={() => props.send({ cmd: "leave" })}>
+            End Jam
+          </button>
+        </div>
+      </header>
+      <div class="columns">
+        <div class="col left">
+          <Peers
+            peers={peers.peers.value}
+            progress={peers.progress.value}
+            currentId={q.currentTrack.value?.id ?? null}
+            nextId={q.nextTrack.value?.id ?? null}
+            send={props.send}
+          />
+          <SyncHealth health={peers.health.value} />
+        </div>
+        <div class="col centre">
+          <NowPlaying
+            transport={t}
+            track={q.currentTrack.value}
+            jamUrl={s.jamUrl.value}
+            hostNowMs={props.hostNowMs}
+            send={props.send}
+            canPlay={ready.value.can}
+            waitingFor={ready.value.why}
+          />
+          <MyOutput session={s} send={props.send} />
+        </div>
+        <div class="col right">
+          <Queue
+            tracks={q.tracks.value}
+            current={q.current.value}
+            playingId={t.state === "playing" ? t.trackId : null}
+            send={props.send}
+          >
+            <div class="queue-actions">
+              <button
+                type="button"
+                class="primary"
+                onClick={props.pickFiles}
+                title="Add Song (Ctrl+O)"
+              >
+                Add Song
+              </button>
+              <button
+                type="button"
+                class="secondary"
+                onClick={() => props.send({ cmd: "add-demo" })}
+              >
+                Add demo track
+              </button>
+            </div>
+            <Uploads model={props.uploads} />
+          </Queue>
+        </div>
+      </div>
+      <Requests requests={inbox.requests.value} send={props.send} />
+    </div>
+  );
+}

@@ -1,0 +1,66 @@
+import type { Command } from "../../session/commands.ts";
+import type { SessionModel } from "../models/session.ts";
+import { Slider } from "./Slider.tsx";
+
+/** This device's own sound: volume and Mute, speaker delay, and which channel it plays. */
+export function MyOutput(props: { session: SessionModel; send: (c: Command) => void }) {
+  const v = props.session.volume.value;
+  const d = props.session.device.value;
+  const audio = props.session.audio.value;
+  return (
+    <section class="my-output card" aria-label="This device">
+      <h2>This device</h2>
+      {audio && !audio.audible && (
+        <p class="warn-text" role="alert">
+          {audio.warning ?? "No audio output detected — you won't hear playback"}
+        </p>
+      )}
+      <div class="row">
+        <Slider
+          label="Volume"
+          value={Math.round(v.level * 100)}
+          min={0}
+          max={100}
+          step={1}
+          buttonStep={10}
+          unit=" %"
+          onChange={(x) => props.send({ cmd: "volume", level: x / 100 })}
+        />
+        <button
+          type="button"
+          class={v.muted ? "toggle on" : "toggle"}
+          aria-pressed={v.muted}
+          aria-label="Mute"
+          title="Mute (M)"
+          onClick={() => props.send({ cmd: v.muted ? "unmute" : "mute" })}
+        >
+          {v.muted ? "Muted" : "Mute"}
+        </button>
+      </div>
+      <Slider
+        label="Speaker delay"
+        value={d.speakerDelayMs}
+        min={0}
+        max={500}
+        step={1}
+        buttonStep={5}
+        unit=" ms"
+        onChange={(x) => props.send({ cmd: "delay", ms: x })}
+      />
+      <label class="inline">
+        Channel
+        <select
+          aria-label="Channel"
+          value={d.channel}
+          onChange={(e) =>
+            props.send({ cmd: "channel", channel: e.currentTarget.value as "stereo" })}
+        >
+          <option value="stereo">stereo</option>
+          <option value="left">left</option>
+          <option value="right">right</option>
+          <option value="mono">mono</option>
+        </select>
+      </label>
+    </section>
+  );
+}

@@ -1,0 +1,99 @@
+import type { Command } from "../../session/commands.ts";
+import type { PeerInfo } from "../../session/protocol.ts";
+import { percent } from "./format.ts";
+import { StatusDot } from "./StatusDot.tsx";
+
+type Extra = { next?: string; progress?: number; nextProgress?: number; client?: string };
+
+function trackWord(state: string | undefined, progress: number | undefined): string {
+  switch (state) {
+    case undefined:
+    case "none":
+      return "—";
+    case "downloading":
+      return `downloading ${percent(progress ?? 0)}`;
+    case "cached":
+      return "downloaded";
+    default:
+      return state;
+  }
+}
+
+/** The host's list of peers: clock, round trip, readiness, channel and delay. */
+export function Peers(props: {
+  peers: PeerInfo[];
+  progress: Record<string, Record<string, number>>;
+  currentId: string | null;
+  nextId: string | null;
+  send: (c: Command) => void;
+}) {
+  return (
+    <section class="peers card" aria-label="Peers">
+      <h2>
+        Peers <span class="count">{props.peers.length}</span>
+      </h2>
+      {props.peers.length === 0 && (
+        <p class="muted">
+          No one has joined yet. Peers on this network see the jam in their Join list.
+        </p>
+      )}
+      <ul>
+        {props.peers.map((p) => {
+          const x = p as PeerInfo & Extra;
+          const prog = props.progress[p.name] ?? {};
+          return (
+            <li key={p.id} class="peer" aria-label={p.name}>
+              <div class="peer-top">
+                <span class="peer-name">
+                  {p.name}
+                  {x.client === "browser" && <span class="tag">browser</span>}
+                </span>
+                <StatusDot color={p.clock} />
+              </div>
+              <div class="peer-facts muted">
+                <span title="Round trip to this peer">
+                  {p.clock === "red" && p.rttMs === 0 ? "— ms" : `${p.rttMs.toFixed(1)} ms`}
+                </span>
+                <span title="Current track">
+                  now: {trackWord(
+                    p.track,
+                    x.progress ?? (props.currentId ? prog[props.currentId] : undefined),
+                  )}
+                </span>
+                {props.nextId && (
+                  <span title="Next track">
+                    next: {trackWord(x.next, x.nextProgress ?? prog[props.nextId])}
+                  </span>
+                )}
+              </div>
+              <div class="peer-facts muted">
+                <label class="inline">
+                  <span class="sr">Channel for {p.name}</span>
+                  <select
+                    aria-label={`Channel for ${p.name}`}
+                    value={p.channel}
+                    onChange={(e) =>
+                      props.send({
+                        cmd: "channel",
+                        peer: p.name,
+                        channel: e.currentTarget.value as "stereo",
+                      })}
+                  >
+                    <option value="stereo">stereo</option>
+                    <option value="left">left</option>
+                    <option value="right">right</option>
+                    <option value="mono">mono</option>
+                  </select>
+                </label>
+                <span title="Speaker delay">delay {p.speakerDelayMs} ms</span>
+                {!p.audio.device && (
+                  <span class="flag" title="This peer has no audio output">no audio</span>
+                )}
+              </div>
+            </li>
+          );
+        })}
+      </ul>
+    </section>
+  );
+}
