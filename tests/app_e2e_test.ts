@@ -1,0 +1,249 @@
+/**
+ * The app end to end, as a person uses it: the real app (`--no-window`) with the real engine
+ * playing into a private PulseAudio, its UI in Debian's Chromium, a headless peer joining
+ * through the link emulator, and a second app joining as a peer. Every step is a click or a
+ * key in the UI; that host and peer really play in sync is read from the bus recording.
+ */
+import type { Page } from "playwright-core";
+import { assertEquals, assertTrue } from "./assert.ts";
+import { launchChromium } from "./harness/browser.ts";
+import { AppProcess } from "./harness/proc.ts";
+import { recordBus, startPulse } from "./harness/pulse.ts";
+import { makeNoiseMp3 } from "./harness/tracks.ts";
+import { lagSeries, percentile } from "./harness/xcorr.ts";
+import { LinkRelay } from "../net/link_relay.ts";
+import { PERFECT_LINK } from "../net/link_model.ts";
+
+/** The page's document, as far as the functions evaluated in the page use it. */
+declare const document: {
+  querySelector(
+    sel: string,
+  ): { textContent: string | null; getAttribute(name: string): string | null } | null;
+  querySelectorAll(sel: string): { length: number };
+};
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const realNow = () => performance.timeOrigin + performance.now();
+let nextPort = 21000 + Math.floor(Math.random() * 20000);
+
+/** The app without a window; resolves with its UI address once it prints it. */
+async function startApp(tmp: string, name: string, env: Record<string, string>, audio = "pulse") {
+  const p = new AppProcess([
+    ...["--no-window", "--audio", audio, "--bind", "127.0.0.1", "--no-discover"],
+    ...["--config-dir", `${tmp}/${name}-cfg`, "--cache-dir", `${tmp}/${name}-cache`],
+    ...["--log-file", `${tmp}/${name}.log`],
+  ], { env });
+  const ui = await p.waitFor((e) => e.type === "ui", 30000, `${name}'s UI address`);
+  return { p, url: ui.url as string };
+}
+
+/** Names of the queue's tracks, top to bottom, as the UI shows them. */
+function queueTitles(page: Page): Promise<string[]> {
+  return page.locator(".queue-list .track-title").allInnerTexts();
+}
+
+Deno.test({
+  name: "a person hosts from the app: creates a jam, adds songs, a peer joins, Play waits for " +
+    "it, play/pause/seek/skip/reorder/requests by clicking, and host and peer are heard in sync",
+  ...opts,
+  async fn() {
+    const pulse = await startPulse(2);
+    const tmp = await Deno.makeTempDir({ prefix: "phaselock-app-" });
+    const rec = recordBus(pulse);
+    const procs: AppProcess[] = [];
+    let relay: LinkRelay | null = null;
+    const browser = await launchChromium();
+    try {
+      const files = ["Alpha", "Bravo", "Charlie", "Delta", "Echo"].map((n) => `${tmp}/${n}.mp3`);
+      await Promise.all(files.map((f, i) => makeNoiseMp3(f, i === 0 ? 14 : 5)));
+      const host = await startApp(tmp, "host", pulse.env(0));
+      procs.push(host.p);
+      const page = await browser.page(host.url);
+
+      // Home → Create Jam.
+      await page.getByRole("button", { name: "Create Jam" }).click();
+      const port = nextPort++;
+      await page.getByLabel("Session name").fill("UI Jam");
+      await page.getByLabel("Your name").fill("Alex");
+      await page.getByLabel("Port").fill(String(port));
+      await page.getByRole("button", { name: "Create Jam" }).click();
+      await page.getByRole("heading", { name: "UI Jam" }).waitFor({ timeout: 15000 });
+
+      // Add Song: the file picker, three files at once.
+      const [chooser] = await Promise.all([
+        page.waitForEvent("filechooser"),
+        page.getByRole("button", { name: "Add Song" }).click(),
+      ]);
+      await chooser.setFiles(files.slice(0, 3));
+      await page.waitForFunction(
+        () => document.querySelectorAll(".queue-list .track").length === 3,
+        null,
+        { timeout: 30000 },
+      );
+      assertEquals(await queueTitles(page), ["Alpha", "Bravo", "Charlie"]);
+      assertTrue(await page.getByRole("button", { name: "Play" }).isEnabled(), "no peers: ready");
+
+      // A headless peer joins through the link emulator, which cuts its first two downloads,
+      // so for about a second it does not have the track: Play must wait for it.
+      const relayPort = nextPort++;
+      relay = new LinkRelay({
+        listen: { hostname: "127.0.0.1", port: relayPort },
+        target: { hostname: "127.0.0.1", port },
+        link: PERFECT_LINK,
+        cutAfterBytes: 60000,
+        cuts: 2,
+      });
+      relay.start();
+      const peer = new AppProcess([
+        ...["join", "--headless", `127.0.0.1:${relayPort}`, "--as", "Sam", "--audio", "pulse"],
+        ...["--cache-dir", `${tmp}/sam-cache`, "--config-dir", `${tmp}/sam-cfg`],
+        ...["--log-file", `${tmp}/sam.log`],
+      ], { env: pulse.env(1) });
+      procs.push(peer);
+      const sam = page.locator(".peer", { hasText: "Sam" });
+      await sam.waitFor({ timeout: 15000 });
+      await page.waitForFunction(
+        () => document.querySelector(".peer")?.textContent?.includes("now: ready") !== true,
+      );
+      assertTrue(
+        await page.getByRole("button", { name: "Play" }).isDisabled(),
+        "Play is disabled while Sam lacks the track",
+      );
+      await sam.getByText("in sync").waitFor({ timeout: 15000 });
+      await sam.getByText("now: ready").waitFor({ timeout: 20000 });
+      const play = page.getByRole("button", { name: "Play" });
+      await play.waitFor({ state: "visible" });
+      assertTrue(await play.isEnabled(), "Play is enabled once Sam is ready");
+
+      // Play: measured from the click to the first sound on the host's channel.
+      const clickMs = realNow();
+      await play.click();
+      await page.getByRole("button", { name: "Pause" }).waitFor();
+      await peer.waitFor((e) => e.type === "started", 10000, "the peer's start");
+      await new Promise((r) => setTimeout(r, 4000));
+
+      // Pause, then seek by clicking the middle of the bar: the position moves there.
+      await page.getByRole("button", { name: "Pause" }).click();
+      await peer.waitFor((e) => e.type === "paused", 5000, "the peer's pause");
+      const bar = page.getByRole("slider", { name: "Position" });
+      const box = (await bar.boundingBox())!;
+      await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await page.waitForFunction(
+        () => {
+          const v = Number(
+            document.querySelector("[aria-label=Position]")?.getAttribute("aria-valuenow"),
+          );
+          return v >= 6 && v <= 8;
+        },
+        null,
+        { timeout: 5000 },
+      );
+      await page.getByRole("button", { name: "Play" }).click();
+      const resumed = await peer.waitFor(
+        (e) => e.type === "playing" && (e.positionSec as number) > 5,
+        5000,
+        "playing from the seek position",
+      );
+      assertTrue(Math.abs((resumed.positionSec as number) - 7) < 1, JSON.stringify(resumed));
+      await new Promise((r) => setTimeout(r, 2000));
+
+      // Skip (keyboard N does the same; here the button).
+      await page.getByRole("button", { name: "Skip" }).click();
+      await peer.waitFor(
+        (e) => e.type === "playing" && e.title === "Bravo",
+        10000,
+        "Bravo after skip",
+      );
+      await page.locator(".track.playing", { hasText: "Bravo" }).waitFor();
+      const recording = await rec.stop();
+
+      // Reorder by dragging Charlie's handle above Alpha.
+      const handle = page.getByRole("button", { name: "Drag to reorder Charlie" });
+      const from = (await handle.boundingBox())!;
+      const to = (await page.locator(".queue-list .track").first().boundingBox())!;
+      await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+      await page.mouse.down();
+      for (let i = 1; i <= 8; i++) {
+        await page.mouse.move(from.x + from.width / 2, from.y + (to.y + 4 - from.y) * (i / 8));
+      }
+      await page.mouse.up();
+      await page.waitForFunction(
+        () => document.querySelector(".queue-list .track-title")?.textContent === "Charlie",
+        null,
+        { timeout: 5000 },
+      );
+      assertEquals(await queueTitles(page), ["Charlie", "Alpha", "Bravo"]);
+      // …and with the keyboard: Alt+↓ on the focused first track.
+      await page.locator(".queue-list .track").first().focus();
+      await page.keyboard.press("Alt+ArrowDown");
+      await page.waitForFunction(
+        () => document.querySelector(".queue-list .track-title")?.textContent === "Alpha",
+        null,
+        { timeout: 5000 },
+      );
+
+      // Requests from the peer: one accepted, one rejected, from the drawer.
+      await peer.send(`request ${files[3]}`);
+      await page.getByRole("button", { name: "Accept Delta" }).click({ timeout: 10000 });
+      await peer.waitFor((e) => e.type === "request" && e.state === "queued", 15000, "queued");
+      await page.locator(".queue-list .track-title", { hasText: "Delta" }).waitFor();
+      await peer.send(`request ${files[4]}`);
+      await page.getByRole("button", { name: "Reject Echo" }).click({ timeout: 10000 });
+      await peer.waitFor((e) => e.type === "request" && e.state === "rejected", 10000, "rejected");
+      assertEquals(await page.locator(".drawer .request").count(), 0);
+
+      // A second app joins as a peer by address, then the host ends the jam.
+      const other = await startApp(tmp, "other", pulse.env(1), "null");
+      procs.push(other.p);
+      const page2 = await browser.page(other.url);
+      await page2.getByRole("button", { name: "Join Jam" }).click();
+      await page2.getByLabel("Your name").fill("Kim");
+      await page2.getByLabel("Host address").fill(`127.0.0.1:${port}`);
+      await page2.getByRole("button", { name: "Join", exact: true }).click();
+      await page2.getByRole("heading", { name: "UI Jam" }).waitFor({ timeout: 15000 });
+      await page2.getByText("Hosted by Alex").waitFor();
+      await page2.locator(".queue-list .track-title", { hasText: "Delta" }).waitFor();
+      await page.locator(".peer", { hasText: "Kim" }).waitFor({ timeout: 10000 });
+
+      await page.getByRole("button", { name: "End Jam" }).click();
+      await page.getByRole("button", { name: "Create Jam" }).waitFor({ timeout: 10000 });
+      await page2.getByText("Host disconnected — session ended").waitFor({ timeout: 10000 });
+      await page2.getByRole("button", { name: "Join Jam" }).waitFor();
+      assertEquals((await peer.exited).code, 3, "the headless peer ends: host gone");
+      assertEquals(browser.consoleErrors(), []);
+
+      // Heard: host (channel 0) and peer (channel 1) in sync while playing.
+      const [a, b] = recording.channels;
+      const lags = lagSeries(a, b, { maxLagMs: 40 }).points.map((p) => p.lagMs);
+      assertTrue(lags.length >= 8, `too few windows with sound on both devices: ${lags.length}`);
+      const p95 = percentile(lags.map(Math.abs), 95);
+      const start = recording.sampleAt(clickMs);
+      let first = Math.max(0, Math.round(start));
+      while (first < a.length && Math.abs(a[first]) < 0.01) first++;
+      const toSoundMs = recording.realMsOf(first) - clickMs;
+      console.log(
+        `click Play → sound ${toSoundMs.toFixed(0)} ms (±${recording.chunkMs.toFixed(0)} ms); ` +
+          `host↔peer |lag| p95 ${p95.toFixed(3)} ms over ${lags.length} windows`,
+      );
+      assertTrue(p95 <= 2, `host and peer ${p95.toFixed(2)} ms apart (p95)`);
+      assertTrue(toSoundMs > 0 && toSoundMs < 1000, `click → sound ${toSoundMs} ms`);
+
+      // Quitting the app ends cleanly.
+      host.p.kill("SIGTERM");
+      assertEquals((await host.p.exited).code, 0);
+    } catch (e) {
+      for (const p of procs) {
+        console.error(JSON.stringify(p.events.slice(-12)).slice(0, 3000), p.stderr.slice(-1500));
+      }
+      throw e;
+    } finally {
+      await browser.close();
+      relay?.close();
+      for (const p of procs) p.kill();
+      await Promise.all(procs.map((p) => p.exited));
+      await rec.stop().catch(() => {});
+      await pulse.stop();
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  },
+});
