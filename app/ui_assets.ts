@@ -48,6 +48,9 @@ async function canBuild(): Promise<boolean> {
 export async function ensureBundle(opts: { force?: boolean } = {}): Promise<void> {
   if (!(await canBuild())) return;
   if (!opts.force && (await mtime(BUNDLE)) >= (await newestSource())) return;
+  // Built beside and renamed into place: two apps starting at once never read half a bundle.
+  const tmp = `${BUNDLE.pathname}.${Deno.pid}.tmp`;
+  await Deno.mkdir(new URL(".", BUNDLE), { recursive: true });
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
@@ -58,7 +61,7 @@ export async function ensureBundle(opts: { force?: boolean } = {}): Promise<void
       "--config",
       new URL("../deno.json", import.meta.url).pathname,
       "-o",
-      BUNDLE.pathname,
+      tmp,
       ENTRY.pathname,
     ],
     stdout: "piped",
@@ -66,8 +69,10 @@ export async function ensureBundle(opts: { force?: boolean } = {}): Promise<void
   }).output();
   if (!out.success) {
     const why = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-6).join("\n");
+    await Deno.remove(tmp).catch(() => {});
     throw new Error(`Cannot build the UI: ${why}`);
   }
+  await Deno.rename(tmp, BUNDLE);
 }
 
 /** Reads the UI's files once; `ensureBundle()` first. */

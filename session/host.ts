@@ -150,7 +150,10 @@ export class HostEngine {
       });
       this.#advertiser.start();
     }
-    this.#timers.push(setInterval(() => this.#peers.recolorAll(), 1000));
+    this.#timers.push(setInterval(() => {
+      this.#peers.recolorAll();
+      this.#emitHealth();
+    }, 1000));
     this.#timers.push(
       setInterval(
         () => this.#peers.broadcast({ type: "heartbeat", hostMs: this.clock.now() }),
@@ -163,7 +166,25 @@ export class HostEngine {
       session: this.opts.session,
       name: this.opts.name,
       port: this.opts.port,
-      host: lanAddresses()[0] ?? "127.0.0.1",
+      // The address peers can use: the bound one, or this machine's first LAN address.
+      host: this.opts.hostname && this.opts.hostname !== "0.0.0.0"
+        ? this.opts.hostname
+        : lanAddresses()[0] ?? "127.0.0.1",
+    });
+  }
+
+  /** While playing, once a second: every device's estimated sync error (the sync panel). */
+  #emitHealth() {
+    const status = this.#output.status;
+    if (this.#transport.state.state !== "playing" || !status) return;
+    this.emit({
+      type: "health",
+      atHostMs: this.clock.now(),
+      devices: [
+        // The host's clock is the reference: only its placement counts.
+        { name: this.opts.name, host: true, clockErrorMs: 0, placementMs: status.stats.errorMs },
+        ...this.#peers.health(),
+      ],
     });
   }
 

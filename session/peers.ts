@@ -7,7 +7,7 @@
  */
 import { clockColor } from "../net/clock_filter.ts";
 import type { SocketHandler, SocketLike } from "../server/http.ts";
-import type { EngineEvent } from "./commands.ts";
+import type { DeviceHealth, EngineEvent } from "./commands.ts";
 import { DEFAULT_SETTINGS, type DeviceSettings } from "./device_settings.ts";
 import { cleanName, dedupeName } from "./names.ts";
 import {
@@ -276,6 +276,20 @@ export class PeerSet {
       this.hooks.emit({ type: "error", message: `No peer named "${name}". Peers: ${names}.` });
     }
     return p ?? null;
+  }
+
+  /**
+   * Each peer's sync estimate for the host's sync panel: its clock estimate's uncertainty and
+   * its player's own placement error, as last reported (peers without a report yet are left
+   * out: there is nothing to show).
+   */
+  health(): DeviceHealth[] {
+    return [...this.#peers.values()].filter((p) => p.clock).map((p) => ({
+      name: p.name,
+      host: false,
+      clockErrorMs: p.clock!.errorMs,
+      placementMs: p.clock!.placementMs ?? 0,
+    }));
   }
 
   /** The slowest round trip among the peers ({@link UNKNOWN_RTT_MS} for one not yet measured). */

@@ -276,3 +276,18 @@ Deno.test("named() finds a peer in any case, or says which peers there are", () 
   assertEquals(t.peers.named("Kim"), null);
   assertEquals(t.events.at(-1), { type: "error", message: 'No peer named "Kim". Peers: Sam.' });
 });
+
+Deno.test("the sync panel gets each reporting peer's clock error and placement error", () => {
+  const t = setup();
+  const sam = t.join("Sam");
+  t.join("Kim"); // no clock report yet: nothing to show for Kim
+  sam.h.onMessage(
+    JSON.stringify({
+      ...JSON.parse(clockReport({ rttMs: 0.4, errorMs: 0.07 })),
+      placementMs: -0.2,
+    }),
+  );
+  assertEquals(t.peers.health(), [
+    { name: "Sam", host: false, clockErrorMs: 0.07, placementMs: -0.2 },
+  ]);
+});

@@ -121,6 +121,10 @@ Deno.test({
       await page.getByRole("button", { name: "Pause" }).waitFor();
       await peer.waitFor((e) => e.type === "started", 10000, "the peer's start");
       await new Promise((r) => setTimeout(r, 4000));
+      // The sync panel has a line per device, with an estimate in words.
+      const health = page.getByRole("region", { name: "Sync health" });
+      await health.locator(".health-row", { hasText: "Sam" }).getByText("in sync").waitFor();
+      await health.locator(".health-row", { hasText: "Alex (host)" }).waitFor();
 
       // Pause, then seek by clicking the middle of the bar: the position moves there.
       await page.getByRole("button", { name: "Pause" }).click();

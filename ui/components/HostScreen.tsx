@@ -34,7 +34,7 @@ export function HostScreen(props: {
     }), []);
   const t = s.transport.value;
   return (
-    <div class="screen host">
+    <div class="screen host-screen">
       <header class="top">
         <div>
           <h1 class="session-name">{s.session.value}</h1>

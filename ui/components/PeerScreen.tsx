@@ -30,7 +30,7 @@ export function PeerScreen(props: {
   const clock = s.clock.value;
   const t = s.transport.value;
   return (
-    <div class="screen peer">
+    <div class="screen peer-screen">
       <header class="top">
         <div>
           <h1 class="session-name">{s.session.value}</h1>
