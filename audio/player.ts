@@ -197,6 +197,9 @@ export class Player {
     const cur = this.#current;
     const pcm = cur && this.#tracks.get(cur.trackId);
     if (!cur || !pcm || this.#pos === null) return 0;
+    // Past the last frame there is nothing to place: the position rests there. Correcting it
+    // would resync every block, as the ideal position runs on while the track has ended.
+    if (this.#pos >= pcm.left.length) return 0;
     const ideal = cur.fromFrame + ((h0 - cur.atHostMs) * pcm.rateHz) / 1000;
     const errMs = ((this.#pos - ideal) * 1000) / pcm.rateHz;
     const base = (msPerFrame * pcm.rateHz) / 1000;

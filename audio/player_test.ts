@@ -142,3 +142,17 @@ Deno.test("a play for a track still loading starts, in sync, once the track arri
   assertNear(out[2 * 240] * 1e6, 2000 * 48 + 240, 0.5, "position after joining late");
   assertEquals(p.events.at(-1)?.type, "started");
 });
+
+Deno.test("a track that has ended with nothing after it stays silent: no resync, one ended", () => {
+  const p = new Player(48000);
+  p.addTrack(rampTrack("a", 4800)); // 0.1 s
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 0, atHostMs: T });
+  let h = T;
+  for (let b = 0; b < 300; b++) { // 3 s of 10 ms blocks past the end of the queue
+    const out = p.render(480, h, MS);
+    if (b > 11) assertEquals(out.some((v) => v !== 0), false, `silent in block ${b}`);
+    h += 480 * MS;
+  }
+  assertEquals(p.events.filter((e) => e.type === "resync"), []);
+  assertEquals(p.events.filter((e) => e.type === "ended").length, 1);
+});
