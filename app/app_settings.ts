@@ -6,6 +6,8 @@ export interface RememberedNames {
   hostName?: string;
   peerName?: string;
   sessionName?: string;
+  /** The host address last typed in Join Jam (`IP:port`). */
+  address?: string;
   port?: number;
 }
 
@@ -18,7 +20,7 @@ export class AppSettings {
     try {
       const o = JSON.parse(await Deno.readTextFile(this.path));
       const out: RememberedNames = {};
-      for (const k of ["hostName", "peerName", "sessionName"] as const) {
+      for (const k of ["hostName", "peerName", "sessionName", "address"] as const) {
         if (typeof o?.[k] === "string") out[k] = o[k].slice(0, MAX_TEXT);
       }
       if (Number.isInteger(o?.port) && o.port >= 1 && o.port <= 65535) out.port = o.port;

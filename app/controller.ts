@@ -117,7 +117,9 @@ export class AppController {
 
   emit = (e: EngineEvent): void => {
     if (e.type === "session" && e.role === "host" && e.port && !e.jamUrl) {
-      e = { ...e, jamUrl: `http://127.0.0.1:${e.port}` };
+      // The window reaches its own jam server (covers) on loopback unless it is bound elsewhere.
+      const bind = this.opts.bind && this.opts.bind !== "0.0.0.0" ? this.opts.bind : "127.0.0.1";
+      e = { ...e, jamUrl: `http://${bind.includes(":") ? `[${bind}]` : bind}:${e.port}` };
     }
     if (e.type === "health") {
       this.#health.push(e);
@@ -208,7 +210,7 @@ export class AppController {
   async #join(c: Extract<Command, { cmd: "join" }>) {
     const to = parseAddress(c.address)!;
     this.#discovery?.abort();
-    await this.opts.appSettings.update({ peerName: c.name });
+    await this.opts.appSettings.update({ peerName: c.name, address: c.address });
     this.#clearSessionState();
     const engine = new PeerEngine(
       {
@@ -265,6 +267,7 @@ export class AppController {
       hostName: s.hostName ?? "",
       peerName: s.peerName ?? "",
       sessionName: s.sessionName ?? "",
+      address: s.address ?? "",
       port: this.opts.defaultPort,
       ...(message ? { message } : {}),
     });

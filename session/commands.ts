@@ -338,6 +338,8 @@ export type EngineEvent =
     hostName: string;
     peerName: string;
     sessionName: string;
+    /** The host address last joined (`IP:port`), for the Join form. */
+    address: string;
     port: number;
     message?: string;
   }

@@ -1,3 +1,6 @@
+/// <reference lib="dom" />
+import { useEffect, useRef } from "preact/hooks";
+
 /** The keyboard shortcuts, shown with "?". */
 export const SHORTCUTS: [string, string][] = [
   ["Space", "Play / pause (host)"],
@@ -10,6 +13,13 @@ export const SHORTCUTS: [string, string][] = [
 ];
 
 export function HelpOverlay(props: { onClose: () => void }) {
+  const close = useRef<HTMLButtonElement>(null);
+  // A dialog takes the focus (so keys go to it, not to the control behind) and gives it back.
+  useEffect(() => {
+    const before = document.activeElement as HTMLElement | null;
+    close.current?.focus();
+    return () => before?.focus?.();
+  }, []);
   return (
     <div
       class="overlay"
@@ -30,7 +40,7 @@ export function HelpOverlay(props: { onClose: () => void }) {
             </>
           ))}
         </dl>
-        <button type="button" class="primary" onClick={props.onClose} autofocus>Close</button>
+        <button ref={close} type="button" class="primary" onClick={props.onClose}>Close</button>
       </div>
     </div>
   );

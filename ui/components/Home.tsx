@@ -11,7 +11,7 @@ export function Home(props: { model: HomeModel; send: (c: Command) => void }) {
   const [hostName, setHostName] = useState(m.hostName.value);
   const [port, setPort] = useState(String(m.port.value));
   const [peerName, setPeerName] = useState(m.peerName.value);
-  const [address, setAddress] = useState("");
+  const [address, setAddress] = useState(m.address.value);
   const [problem, setProblem] = useState<string | null>(null);
 
   const create = (e: Event) => {

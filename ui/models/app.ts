@@ -48,6 +48,7 @@ function apply(m: Models, e: EngineEvent): void {
       m.home.hostName.value = e.hostName;
       m.home.peerName.value = e.peerName;
       m.home.sessionName.value = e.sessionName;
+      m.home.address.value = e.address;
       m.home.port.value = e.port;
       m.home.message.value = e.message ?? null;
       s.screen.value = "home";

@@ -43,12 +43,14 @@ Deno.test("home event shows Home with the remembered names and why we came back"
     hostName: "Alex",
     peerName: "Sam",
     sessionName: "Friday",
+    address: "10.0.0.2:7420",
     port: 7420,
     message: "Host disconnected — session ended",
   });
   assert.equal(models.session.screen.value, "home");
   assert.equal(models.home.hostName.value, "Alex");
   assert.equal(models.home.peerName.value, "Sam");
+  assert.equal(models.home.address.value, "10.0.0.2:7420");
   assert.equal(models.home.message.value, "Host disconnected — session ended");
   emit({
     type: "jams",
@@ -189,7 +191,7 @@ Deno.test("going Home clears the session, and notices are capped", () => {
   assert.equal(m.notices.list.value.length, 6);
   assert.equal(m.notices.list.value.at(-1)!.message, "n9");
   assert.equal(m.session.clock.value?.color, "green");
-  emit({ type: "home", hostName: "", peerName: "Sam", sessionName: "", port: 7420 });
+  emit({ type: "home", hostName: "", peerName: "Sam", sessionName: "", address: "", port: 7420 });
   assert.equal(m.session.screen.value, "home");
   assert.equal(m.queue.tracks.value.length, 0);
   assert.equal(m.session.clock.value, null);

@@ -7,6 +7,7 @@ export function createHomeModel() {
     hostName: signal(""),
     peerName: signal(""),
     sessionName: signal(""),
+    address: signal(""),
     port: signal(7420),
     jams: signal<JamListing[]>([]),
     /** Why the app is back on Home (host gone, refused, port busy…), until dismissed. */

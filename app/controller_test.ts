@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import type { DiscoveredJam } from "../net/discovery.ts";
+import { makeLocalClock } from "../net/local_clock.ts";
+import type { EngineEvent } from "../session/commands.ts";
+import { SettingsStore } from "../session/device_settings.ts";
+import { AppSettings } from "./app_settings.ts";
+import { AppController } from "./controller.ts";
+
+const jam = (peers: number): DiscoveredJam => ({
+  session: "Friday Night Vibes",
+  host: "Alex",
+  address: "10.0.0.2",
+  port: 7420,
+  peers,
+  maxPeers: 5,
+  protocolVersion: 2,
+});
+
+/** A controller on a temp folder whose LAN browse answers from `answers`, one per call. */
+async function setup(answers: DiscoveredJam[][]) {
+  const dir = await Deno.makeTempDir({ prefix: "phaselock-ctl-" });
+  const events: EngineEvent[] = [];
+  let calls = 0;
+  const c = new AppController({
+    defaultPort: 7420,
+    audio: "null",
+    settings: new SettingsStore(`${dir}/settings.json`),
+    appSettings: new AppSettings(`${dir}/app.json`),
+    cacheDir: (sub) => `${dir}/${sub}`,
+    demoPath: `${dir}/none.mp3`,
+  }, {
+    clock: () => makeLocalClock(),
+    record: (e) => events.push(e),
+    browse: (_ms, signal) =>
+      new Promise((resolve) => {
+        const t = setTimeout(() => resolve(answers[Math.min(calls++, answers.length - 1)]), 10);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(t);
+          resolve([]);
+        });
+      }),
+  });
+  return { c, dir, events };
+}
+
+Deno.test("Home lists LAN jams and says so again only when the list changes", async () => {
+  const { c, dir, events } = await setup([[], [jam(1)], [jam(1)], [jam(2)]]);
+  try {
+    await c.start();
+    const deadline = Date.now() + 8000;
+    while (events.filter((e) => e.type === "jams").length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const lists = events.filter((e) => e.type === "jams").map((e) =>
+      (e as { jams: { peers: number }[] }).jams.map((j) => j.peers)
+    );
+    assert.deepEqual(lists.slice(0, 3), [[], [1], [2]]);
+    assert.equal(events[0].type, "home");
+  } finally {
+    await c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a UI that connects late is shown Home, and commands outside a jam get a sentence", async () => {
+  const { c, dir } = await setup([[]]);
+  try {
+    await c.start();
+    const seen: EngineEvent[] = [];
+    const off = c.subscribe((e) => seen.push(e));
+    assert.equal(seen[0].type, "home");
+    await c.run({ cmd: "play" });
+    assert.deepEqual(seen.at(-1), { type: "error", message: "Create or join a jam first." });
+    await c.run({ cmd: "join", address: "127.0.0.1:1", name: "Sam" });
+    // Nothing listens on port 1: back Home with the reason, the name remembered.
+    const home = seen.findLast((e) => e.type === "home") as Extract<EngineEvent, { type: "home" }>;
+    assert.match(home.message ?? "", /Cannot reach a PhaseLock host at 127\.0\.0\.1:1/);
+    assert.equal(home.peerName, "Sam");
+    assert.equal(home.address, "127.0.0.1:1");
+    assert.equal(c.role, null);
+    off();
+  } finally {
+    await c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
