@@ -23,6 +23,9 @@ declare const document: {
   querySelectorAll(sel: string): { length: number };
 };
 
+/** The page's drag-and-drop data, as far as the test builds one. */
+declare const DataTransfer: new () => { items: { add(f: File): void } };
+
 const opts = { sanitizeOps: false, sanitizeResources: false };
 let nextPort = 21000 + Math.floor(Math.random() * 20000);
 
@@ -54,7 +57,8 @@ Deno.test({
     let relay: LinkRelay | null = null;
     const browser = await launchChromium();
     try {
-      const files = ["Alpha", "Bravo", "Charlie", "Delta", "Echo"].map((n) => `${tmp}/${n}.mp3`);
+      const names = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"];
+      const files = names.map((n) => `${tmp}/${n}.mp3`);
       await Promise.all(files.map((f, i) => makeNoiseMp3(f, i === 0 ? 14 : 5)));
       const host = await startApp(tmp, "host", pulse.env(0));
       procs.push(host.p);
@@ -229,6 +233,20 @@ Deno.test({
         null,
         { timeout: 5000 },
       );
+      // Remove a track that is not playing; then drop an MP3 onto the window.
+      await page.getByRole("button", { name: "Remove Bravo" }).click();
+      await page.waitForFunction(() =>
+        document.querySelectorAll(".queue-list .track").length === 2
+      );
+      const dropped = await page.evaluateHandle((bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], "Foxtrot.mp3", { type: "audio/mpeg" }));
+        return dt;
+      }, Array.from(await Deno.readFile(files[5])));
+      await page.dispatchEvent(".app", "dragover", { dataTransfer: dropped });
+      await page.dispatchEvent(".app", "drop", { dataTransfer: dropped });
+      await page.locator(".queue-list .track-title", { hasText: "Foxtrot" }).waitFor();
+      assertEquals(await queueTitles(page), ["Alpha", "Charlie", "Foxtrot"]);
 
       // Requests from the peer: one accepted, one rejected, from the drawer.
       await peer.send(`request ${files[3]}`);
