@@ -77,7 +77,9 @@ Opens the PhaseLock window on its Home screen: create a jam or join one.
   --config-dir DIR          where settings and the names you used are remembered
   --log-file FILE           where this machine's log goes (default: the OS log folder)
   --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
+  --print-url               with a window: also print the UI's address (as --no-window does)
   --no-discover             do not look for jams on the LAN
+  --no-advertise            do not announce created jams on the LAN
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
@@ -117,6 +119,8 @@ const SPECS: Record<string, Spec> = {
   app: {
     ...COMMON,
     "no-window": "boolean",
+    "print-url": "boolean",
+    "no-advertise": "boolean",
     "no-discover": "boolean",
     port: "number",
     bind: "string",

@@ -19,8 +19,8 @@ import { PeerEngine } from "../session/peer.ts";
 import { AppSettings } from "./app_settings.ts";
 
 export interface AppOptions {
-  /** Port offered in the Create Jam form. */
-  defaultPort: number;
+  /** Port offered in the Create Jam form (`--port`); else the last one used, else 7420. */
+  port?: number;
   audio: SinkBackend | "auto";
   wavPath?: string;
   device?: Partial<DeviceSettings>;
@@ -34,6 +34,8 @@ export interface AppOptions {
   bind?: string;
   /** Look for jams on the LAN while Home is shown (default true). */
   discover?: boolean;
+  /** Announce created jams on the LAN by mDNS (default true). */
+  advertise?: boolean;
 }
 
 export interface AppComponents {
@@ -70,6 +72,10 @@ const TRANSPORT_TYPES = new Set<EngineEvent["type"]>(["playing", "paused", "stop
 export class AppController {
   #session: Session | null = null;
   #busy = false;
+  /** Sessions are started and ended one at a time, in order. */
+  #serial: Promise<unknown> = Promise.resolve();
+  /** Bumped when a session ends: its engine's late events are dropped, not shown in the next. */
+  #generation = 0;
   readonly #listeners = new Set<(e: EngineEvent) => void>();
   readonly #state = new Map<string, EngineEvent>();
   /** Recent health samples (a minute's worth), so the sync panel is full on reconnect. */
@@ -88,7 +94,26 @@ export class AppController {
   async close(): Promise<void> {
     this.#closed = true;
     this.#discovery?.abort();
-    await this.#endSession();
+    await this.#exclusive(() => this.#endSession());
+  }
+
+  /** Runs `fn` after every session change queued before it. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => {});
+    return run;
+  }
+
+  /** The emit an engine gets: its events count only while it is this app's session. */
+  #emitFor(generation: number): (e: EngineEvent) => void {
+    return (e) => {
+      if (generation === this.#generation) this.emit(e);
+    };
+  }
+
+  /** Remembers names for the next Home; a settings folder that cannot be written costs nothing. */
+  async #remember(names: Parameters<AppSettings["update"]>[0]) {
+    await this.opts.appSettings.update(names).catch(() => {});
   }
 
   get role(): "host" | "peer" | null {
@@ -137,23 +162,27 @@ export class AppController {
   /** Runs one command from a UI. `quit` is the caller's: it closes the app. */
   async run(c: Command): Promise<void> {
     if (c.cmd === "create" || c.cmd === "join") {
-      if (this.#busy) return this.#error("Still starting the last session; one moment.");
-      if (this.#session) {
-        return this.#error("Leave the current session before starting another.");
-      }
+      if (this.#busy) return; // a second click while the first one starts the session
       this.#busy = true;
       try {
-        await (c.cmd === "create" ? this.#create(c) : this.#join(c));
+        await this.#exclusive(async () => {
+          if (this.#closed) return;
+          if (this.#session) {
+            return this.#error("Leave the current session before starting another.");
+          }
+          await (c.cmd === "create" ? this.#create(c) : this.#join(c));
+        });
       } finally {
         this.#busy = false;
       }
       return;
     }
     if (c.cmd === "leave") {
-      if (!this.#session) return;
-      await this.#endSession();
-      await this.#home();
-      return;
+      return await this.#exclusive(async () => {
+        if (!this.#session) return;
+        await this.#endSession();
+        await this.#home();
+      });
     }
     const s = this.#session;
     if (!s) return this.#error("Create or join a jam first.");
@@ -177,14 +206,16 @@ export class AppController {
 
   async #create(c: Extract<Command, { cmd: "create" }>) {
     this.#discovery?.abort();
-    await this.opts.appSettings.update({ hostName: c.name, sessionName: c.session, port: c.port });
+    await this.#remember({ hostName: c.name, sessionName: c.session, port: c.port });
     this.#clearSessionState();
+    const generation = ++this.#generation;
     const engine = new HostEngine(
       {
         session: c.session,
         name: c.name,
         port: c.port,
         hostname: this.opts.bind,
+        advertise: this.opts.advertise,
         requestDir: this.opts.cacheDir("requests"),
         audio: this.opts.audio,
         wavPath: this.opts.wavPath,
@@ -192,11 +223,12 @@ export class AppController {
         settings: this.opts.settings,
       },
       this.parts.clock(),
-      this.emit,
+      this.#emitFor(generation),
     );
     try {
       await engine.start();
     } catch (e) {
+      this.#generation++;
       await engine.stop().catch(() => {});
       const message = e instanceof Deno.errors.AddrInUse
         ? `Port ${c.port} is already in use. Choose another port.`
@@ -210,8 +242,9 @@ export class AppController {
   async #join(c: Extract<Command, { cmd: "join" }>) {
     const to = parseAddress(c.address)!;
     this.#discovery?.abort();
-    await this.opts.appSettings.update({ peerName: c.name, address: c.address });
+    await this.#remember({ peerName: c.name, address: c.address });
     this.#clearSessionState();
+    const generation = ++this.#generation;
     const engine = new PeerEngine(
       {
         hostname: to.hostname,
@@ -224,11 +257,12 @@ export class AppController {
         settings: this.opts.settings,
       },
       this.parts.clock(),
-      this.emit,
+      this.#emitFor(generation),
     );
     try {
       await engine.start();
     } catch (e) {
+      this.#generation++;
       const why = await Promise.race([engine.ended, Promise.resolve(null)]);
       await engine.stop().catch(() => {});
       const message = why === "refused"
@@ -239,17 +273,20 @@ export class AppController {
     }
     const session: Session = { role: "peer", engine };
     this.#session = session;
-    engine.ended.then(async (why) => {
-      if (this.#session !== session || why === "quit") return;
-      await this.#endSession();
-      if (!this.#closed) await this.#home("Host disconnected — session ended");
-    });
+    engine.ended.then((why) =>
+      this.#exclusive(async () => {
+        if (this.#session !== session || why === "quit") return;
+        await this.#endSession();
+        if (!this.#closed) await this.#home("Host disconnected — session ended");
+      })
+    );
   }
 
   async #endSession() {
     const s = this.#session;
     this.#session = null;
     if (!s) return;
+    this.#generation++;
     if (s.role === "peer") s.engine.run({ cmd: "quit" });
     await s.engine.stop().catch((e) => this.#error(`While leaving: ${(e as Error).message}`));
   }
@@ -260,6 +297,7 @@ export class AppController {
   }
 
   async #home(message?: string) {
+    if (this.#session) return; // a session started meanwhile: it is what the UI shows
     this.#clearSessionState();
     const s = await this.opts.appSettings.load();
     this.emit({
@@ -268,7 +306,7 @@ export class AppController {
       peerName: s.peerName ?? "",
       sessionName: s.sessionName ?? "",
       address: s.address ?? "",
-      port: this.opts.defaultPort,
+      port: this.opts.port ?? s.port ?? 7420,
       ...(message ? { message } : {}),
     });
     if (this.opts.discover !== false && !this.#closed) this.#discover();

@@ -17,17 +17,18 @@ const jam = (peers: number): DiscoveredJam => ({
 });
 
 /** A controller on a temp folder whose LAN browse answers from `answers`, one per call. */
-async function setup(answers: DiscoveredJam[][]) {
+async function setup(answers: DiscoveredJam[][], demoPath?: string) {
   const dir = await Deno.makeTempDir({ prefix: "phaselock-ctl-" });
   const events: EngineEvent[] = [];
   let calls = 0;
   const c = new AppController({
-    defaultPort: 7420,
     audio: "null",
     settings: new SettingsStore(`${dir}/settings.json`),
     appSettings: new AppSettings(`${dir}/app.json`),
     cacheDir: (sub) => `${dir}/${sub}`,
-    demoPath: `${dir}/none.mp3`,
+    demoPath: demoPath ?? `${dir}/none.mp3`,
+    bind: "127.0.0.1",
+    advertise: false,
   }, {
     clock: () => makeLocalClock(),
     record: (e) => events.push(e),
@@ -79,6 +80,38 @@ Deno.test("a UI that connects late is shown Home, and commands outside a jam get
     assert.equal(home.address, "127.0.0.1:1");
     assert.equal(c.role, null);
     off();
+  } finally {
+    await c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("adding the demo twice at once queues it once; a jam left and created again starts empty", async () => {
+  const demo = new URL("../assets/demo.mp3", import.meta.url).pathname;
+  const { c, dir, events } = await setup([[]], demo);
+  const port = 23000 + Math.floor(Math.random() * 20000);
+  try {
+    await c.start();
+    await c.run({ cmd: "create", session: "Twice", name: "Alex", port });
+    assert.equal(c.role, "host");
+    await Promise.all([c.run({ cmd: "add-demo" }), c.run({ cmd: "add-demo" })]);
+    const queue = events.findLast((e) => e.type === "queue") as { tracks: unknown[] };
+    assert.equal(queue.tracks.length, 1, "one demo track, not two");
+    // Leave while an add is still running: nothing of the old jam may reach the new one.
+    const adding = c.run({ cmd: "add-demo" });
+    await c.run({ cmd: "leave" });
+    await adding;
+    const homeAt = events.findLastIndex((e) => e.type === "home");
+    assert.deepEqual(events.slice(homeAt + 1).filter((e) => e.type !== "jams"), []);
+    await c.run({ cmd: "create", session: "Again", name: "Alex", port: port + 1 });
+    const snapshot = c.snapshot().map((e) => e.type);
+    assert.ok(snapshot.includes("session"));
+    assert.ok(
+      !snapshot.includes("queue") || (c.snapshot().find((e) => e.type === "queue") as {
+            tracks: unknown[];
+          }).tracks.length === 0,
+    );
+    assert.ok(snapshot.includes("volume"), "the new engine says its volume");
   } finally {
     await c.close();
     await Deno.remove(dir, { recursive: true });

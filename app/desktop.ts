@@ -17,7 +17,7 @@ import {
   portOf,
   settingsStore,
 } from "./options.ts";
-import { ensureBundle, loadUiAssets } from "./ui_assets.ts";
+import { ensureBundle, filePath, loadUiAssets } from "./ui_assets.ts";
 import { openWindow, windowProblem, WindowUnavailableError } from "./window.ts";
 
 /** The built-in demo track, made by `assets/make_demo.ts`. */
@@ -41,7 +41,7 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
 
   const controller = new AppController(
     {
-      defaultPort: portOf(flags),
+      port: flags.port === undefined ? undefined : portOf(flags),
       bind: flags.bind as string | undefined,
       audio: backendOf(flags),
       wavPath: flags["wav-out"] as string | undefined,
@@ -49,8 +49,9 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
       settings: settingsStore(flags),
       appSettings: new AppSettings(`${configDir(flags)}/app.json`),
       cacheDir: (sub) => cacheDir(flags, sub),
-      demoPath: DEMO_TRACK.pathname,
+      demoPath: filePath(DEMO_TRACK),
       discover: !flags["no-discover"],
+      advertise: !flags["no-advertise"],
     },
     { clock: () => clockOf(flags), record: (e) => logFile.write(e) },
   );
@@ -67,9 +68,12 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
 
   Deno.addSignalListener("SIGINT", quit);
   Deno.addSignalListener("SIGTERM", quit);
-  // The address is printed in both modes: with a window it lets a browser on this machine be a
-  // second view (and tests drive the real window's app through it).
-  console.log(JSON.stringify({ type: "ui", url: control.url }));
+  // With a window the address (it holds the token) is printed only when asked: a launcher may
+  // send stdout to a system log. `--print-url` lets a browser here be a second view (and tests
+  // drive the real window's app through it).
+  if (!withWindow || flags["print-url"]) {
+    console.log(JSON.stringify({ type: "ui", url: control.url }));
+  }
   let window = null;
   if (withWindow) {
     try {

@@ -12,6 +12,14 @@ const UI_DIR = new URL("../ui/", import.meta.url);
 const BUNDLE = new URL("dist/app.js", UI_DIR);
 const ENTRY = new URL("main.tsx", UI_DIR);
 
+/** A file URL as a path of this OS (spaces and other escapes decoded; drive letters on Windows). */
+export function filePath(url: URL): string {
+  const path = decodeURIComponent(url.pathname);
+  return Deno.build.os === "windows"
+    ? path.replace(/^\/([A-Za-z]:)/, "$1").replaceAll("/", "\\")
+    : path;
+}
+
 async function mtime(url: URL): Promise<number> {
   try {
     return (await Deno.stat(url)).mtime?.getTime() ?? 0;
@@ -49,7 +57,7 @@ export async function ensureBundle(opts: { force?: boolean } = {}): Promise<void
   if (!(await canBuild())) return;
   if (!opts.force && (await mtime(BUNDLE)) >= (await newestSource())) return;
   // Built beside and renamed into place: two apps starting at once never read half a bundle.
-  const tmp = `${BUNDLE.pathname}.${Deno.pid}.tmp`;
+  const tmp = `${filePath(BUNDLE)}.${Deno.pid}.tmp`;
   await Deno.mkdir(new URL(".", BUNDLE), { recursive: true });
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -59,10 +67,10 @@ export async function ensureBundle(opts: { force?: boolean } = {}): Promise<void
       "browser",
       "--minify",
       "--config",
-      new URL("../deno.json", import.meta.url).pathname,
+      filePath(new URL("../deno.json", import.meta.url)),
       "-o",
       tmp,
-      ENTRY.pathname,
+      filePath(ENTRY),
     ],
     stdout: "piped",
     stderr: "piped",

@@ -248,7 +248,7 @@ class ScreenReader {
 // ---- the measurements -------------------------------------------------------------------
 function appArgs(tmp: string, extra: string[] = []): string[] {
   return [
-    ...["--audio", "null", "--no-discover", "--bind", "127.0.0.1"],
+    ...["--audio", "null", "--no-discover", "--no-advertise", "--bind", "127.0.0.1", "--print-url"],
     ...[
       "--config-dir",
       `${tmp}/cfg`,

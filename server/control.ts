@@ -201,7 +201,9 @@ export function createControlApp(target: ControlTarget, opts: ControlOptions, po
       );
     }
     file.close();
-    const problem = await target.addUploaded(path, fileName);
+    const problem = await target.addUploaded(path, fileName).catch((e) =>
+      `Cannot use "${fileName}": ${(e as Error).message}`
+    );
     if (problem) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       return c.json({ error: problem }, 422);

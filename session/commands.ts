@@ -218,6 +218,11 @@ export function parseCommand(line: string): Command | CommandError {
       if (port === null || port > 65535) {
         return { error: "The port must be a whole number from 1 to 65535." };
       }
+      // The session name is an mDNS label (63 bytes); names are shown everywhere.
+      if (new TextEncoder().encode(session).length > 63) {
+        return { error: "The session name is too long: keep it under 40 characters." };
+      }
+      if (who.length > 40) return { error: "Your name is too long: keep it to 40 characters." };
       return { cmd: "create", session, name: who, port };
     }
     case "join": {
@@ -230,6 +235,7 @@ export function parseCommand(line: string): Command | CommandError {
             '"192.168.1.20:7420","name":"Sam"}',
         };
       }
+      if (who.length > 40) return { error: "Your name is too long: keep it to 40 characters." };
       if (!parseAddress(address)) {
         return {
           error: `Give the host address as IP:port, e.g. 192.168.1.20:7420${

@@ -26,6 +26,9 @@ import { type HostToPeer, MAX_PEERS, type TrackInfo } from "./protocol.ts";
 
 export { BASE_LEAD_MS } from "./transport.ts";
 
+/** How long quitting waits for downloads in flight before it goes on without them. */
+const SHUTDOWN_WAIT_MS = 1000;
+
 /** Heartbeat period: a peer that misses five in a row (2.5 s) ends the session. */
 export const HEARTBEAT_MS = 500;
 
@@ -68,6 +71,8 @@ export class HostEngine {
   #volume = 1;
   #muted = false;
   #timers: ReturnType<typeof setInterval>[] = [];
+  /** Files being added right now, by SHA-256. */
+  readonly #adding = new Set<string>();
 
   constructor(
     readonly opts: HostOptions,
@@ -139,6 +144,7 @@ export class HostEngine {
     this.#output.onEvent = (e) => this.#onPlayerEvent(e);
     this.#output.onError = (text) => this.emit({ type: "error", message: text });
     this.#audioEvent(opened.backend, opened.audible, opened.failure);
+    this.emit({ type: "volume", level: this.#volume, muted: this.#muted });
     await this.#device.init(opened.device, this.opts.device ?? {});
     if (this.opts.advertise !== false) {
       this.#advertiser = new Advertiser({
@@ -207,7 +213,13 @@ export class HostEngine {
     this.#advertiser?.stop();
     this.#clockUdp.stop();
     await this.#output.close();
-    await this.#server?.shutdown();
+    // Shutdown waits for responses in flight; a stalled download must not hold up quitting.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#server?.shutdown(),
+      new Promise((r) => timer = setTimeout(r, SHUTDOWN_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
   }
 
   // ---------- commands ----------
@@ -317,49 +329,58 @@ export class HostEngine {
     }
     const fileName = opts.fileName ?? file.fileName;
     const id = await sha256Hex(file.bytes);
-    if (this.#tracks.has(id)) {
+    // Two adds of one file at once (a double click) must not both queue it.
+    if (this.#tracks.has(id) || this.#adding.has(id)) {
       this.emit({ type: "notice", level: "info", message: `"${fileName}" is already queued.` });
       return `"${fileName}" is already in the queue.`;
     }
-    let pcm;
+    this.#adding.add(id);
     try {
-      pcm = await decodeMp3(file.bytes, { id, fileName });
-    } catch (e) {
-      return fail(
-        e instanceof DecodeError ? e.message : `Cannot use "${fileName}": ${(e as Error).message}`,
-      );
+      let pcm;
+      try {
+        pcm = await decodeMp3(file.bytes, { id, fileName });
+      } catch (e) {
+        return fail(
+          e instanceof DecodeError
+            ? e.message
+            : `Cannot use "${fileName}": ${(e as Error).message}`,
+        );
+      }
+      const tags = await readTags(file.bytes, fileName);
+      const info: TrackInfo = {
+        id,
+        fileName,
+        title: tags.title,
+        artist: tags.artist,
+        album: tags.album,
+        sizeBytes: file.bytes.length,
+        durationSec: pcm.left.length / pcm.rateHz,
+        rateHz: pcm.rateHz,
+        ...(tags.cover
+          ? { cover: { mime: tags.cover.mime, sizeBytes: tags.cover.bytes.length } }
+          : {}),
+      };
+      this.#tracks.set(id, {
+        info,
+        path: await Deno.realPath(path),
+        rateHz: pcm.rateHz,
+        frames: pcm.left.length,
+        cover: tags.cover,
+      });
+      this.#queue.add(id);
+      this.#distribution.added(pcm);
+      this.emit({
+        type: "track-ready",
+        trackId: id,
+        fileName,
+        ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
+      });
+      this.#queueChanged();
+      this.#distribution.recheck(id);
+      return null;
+    } finally {
+      this.#adding.delete(id);
     }
-    const tags = await readTags(file.bytes, fileName);
-    const info: TrackInfo = {
-      id,
-      fileName,
-      title: tags.title,
-      artist: tags.artist,
-      album: tags.album,
-      sizeBytes: file.bytes.length,
-      durationSec: pcm.left.length / pcm.rateHz,
-      ...(tags.cover
-        ? { cover: { mime: tags.cover.mime, sizeBytes: tags.cover.bytes.length } }
-        : {}),
-    };
-    this.#tracks.set(id, {
-      info,
-      path: await Deno.realPath(path),
-      rateHz: pcm.rateHz,
-      frames: pcm.left.length,
-      cover: tags.cover,
-    });
-    this.#queue.add(id);
-    this.#distribution.added(pcm);
-    this.emit({
-      type: "track-ready",
-      trackId: id,
-      fileName,
-      ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
-    });
-    this.#queueChanged();
-    this.#distribution.recheck(id);
-    return null;
   }
 
   #remove(position: number): void {

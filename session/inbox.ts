@@ -161,6 +161,8 @@ export class Inbox {
       state,
       ...(reason ? { reason } : {}),
     });
+    // The whole inbox too: a UI that connects later shows it from the last one.
+    this.hooks.emit({ type: "inbox", requests: this.list() });
   }
 
   /** Files a request, or returns the sentence that refuses it. */

@@ -63,6 +63,8 @@ export class PeerEngine {
     { fileName: string; title: string; bytes: Uint8Array<ArrayBuffer> }
   >();
   #nextRequest = 1;
+  /** Aborts song-request uploads in flight when the session ends. */
+  readonly #uploads = new AbortController();
   /** The last `play` from the host, to know where a `pause` leaves the track. */
   #lastPlay: { trackId: string; fromFrame: number; atHostMs: number } | null = null;
   #volume = 1;
@@ -95,6 +97,15 @@ export class PeerEngine {
       if (e.type === "started" || e.type === "ended") {
         this.emit({ type: e.type, trackId: e.trackId, atHostMs: e.atHostMs });
       }
+      if (e.type === "started" && e.trackId !== this.#lastPlay?.trackId) {
+        // The queue moved on by itself (a `next`): what is heard is what the screen shows.
+        this.#lastPlay = { trackId: e.trackId, fromFrame: 0, atHostMs: e.atHostMs };
+        this.#emitPlaying(this.#lastPlay);
+      } else if (e.type === "ended" && e.trackId === this.#lastPlay?.trackId) {
+        // Nothing followed: the end of the queue.
+        this.#lastPlay = null;
+        this.emit({ type: "stopped", atHostMs: e.atHostMs });
+      }
       if (e.type === "resync") {
         this.emit({
           type: "notice",
@@ -120,6 +131,7 @@ export class PeerEngine {
           (opened.failure ? ` (${opened.failure})` : ""),
       }),
     });
+    this.emit({ type: "volume", level: this.#volume, muted: this.#muted });
     await Deno.mkdir(this.opts.cacheDir, { recursive: true });
     await this.#connect();
   }
@@ -285,17 +297,7 @@ export class PeerEngine {
           fromFrame: m.fromFrame,
           atHostMs: m.atHostMs,
         });
-        const t = this.#tracks.get(m.trackId);
-        this.emit({
-          type: "playing",
-          trackId: m.trackId,
-          title: t?.title ?? m.trackId,
-          artist: t?.artist,
-          album: t?.album,
-          durationSec: t?.durationSec,
-          positionSec: m.fromFrame / (this.#decoded.get(m.trackId) ?? 48000),
-          atHostMs: m.atHostMs,
-        });
+        this.#emitPlaying(m);
         return;
       }
       case "pause":
@@ -509,7 +511,11 @@ export class PeerEngine {
       },
     });
     try {
-      const res = await fetch(`${this.#httpBase()}/requests/${token}`, { method: "PUT", body });
+      const res = await fetch(`${this.#httpBase()}/requests/${token}`, {
+        method: "PUT",
+        body,
+        signal: this.#uploads.signal,
+      });
       await res.body?.cancel();
     } catch (e) {
       this.emit({
@@ -578,14 +584,32 @@ export class PeerEngine {
     }
   }
 
+  #emitPlaying(p: { trackId: string; fromFrame: number; atHostMs: number }) {
+    const t = this.#tracks.get(p.trackId);
+    this.emit({
+      type: "playing",
+      trackId: p.trackId,
+      title: t?.title ?? p.trackId,
+      artist: t?.artist,
+      album: t?.album,
+      durationSec: t?.durationSec,
+      positionSec: p.fromFrame / this.#rateOf(p.trackId),
+      atHostMs: p.atHostMs,
+    });
+  }
+
   /** Where the last `play` had got to at host time `atHostMs` (what a pause leaves). */
   #positionAt(atHostMs: number): { trackId: string; positionSec: number } {
     const p = this.#lastPlay;
     if (!p) return { trackId: "", positionSec: 0 };
-    const rateHz = this.#decoded.get(p.trackId) ?? 48000;
-    const sec = p.fromFrame / rateHz + Math.max(0, atHostMs - p.atHostMs) / 1000;
+    const sec = p.fromFrame / this.#rateOf(p.trackId) + Math.max(0, atHostMs - p.atHostMs) / 1000;
     const dur = this.#tracks.get(p.trackId)?.durationSec ?? sec;
     return { trackId: p.trackId, positionSec: Math.min(sec, dur) };
+  }
+
+  /** A track's sample rate: from the host's queue, else from decoding it. */
+  #rateOf(trackId: string): number {
+    return this.#tracks.get(trackId)?.rateHz ?? this.#decoded.get(trackId) ?? 48000;
   }
 
   /** The host's clock now, as this peer estimates it (its own clock until locked). */
@@ -610,6 +634,7 @@ export class PeerEngine {
   async stop(): Promise<void> {
     this.#done = true;
     this.#download?.abort.abort();
+    this.#uploads.abort();
     for (const t of this.#timers) clearInterval(t);
     this.#pinger?.stop();
     try {

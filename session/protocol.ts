@@ -27,6 +27,8 @@ export interface TrackInfo {
   title: string;
   sizeBytes: number;
   durationSec: number;
+  /** The file's sample rate: frame numbers in `play` count at this rate. */
+  rateHz?: number;
   artist: string;
   album: string;
   /** Present when the file has a cover picture: `GET /covers/{id}`. */
@@ -258,6 +260,7 @@ const trackInfo = obj({
   title: str(0, 255),
   sizeBytes: int(0, 1e9),
   durationSec: num(0, 24 * 3600),
+  rateHz: optional(int(8000, 192000)),
   artist: str(0, 255),
   album: str(0, 255),
   cover: optional(obj({ mime: str(1, 40), sizeBytes: int(1, 1e8) })),

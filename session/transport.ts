@@ -204,14 +204,21 @@ export class Transport {
       });
       return;
     }
+    const wasPaused = this.#state.state === "paused";
     this.#state = { state: "stopped" };
     this.deps.queueChanged();
-    if (!wasPlaying) return;
+    if (!wasPlaying) {
+      // A paused track is left behind: the new one waits at its start.
+      if (wasPaused) this.deps.emit({ type: "stopped", atHostMs: now });
+      return;
+    }
     this.#play();
     // Not everyone has the next track yet: stop the old one and start when they do.
     if ((this.#state as TransportState).state !== "playing") {
-      this.#silenceAt(this.deps.clock.now() + this.leadMs());
+      const at = this.deps.clock.now() + this.leadMs();
+      this.#silenceAt(at);
       this.#startWhenReady = true;
+      this.deps.emit({ type: "stopped", atHostMs: at });
     }
   }
 

@@ -32,7 +32,7 @@ let nextPort = 21000 + Math.floor(Math.random() * 20000);
 /** The app without a window; resolves with its UI address once it prints it. */
 async function startApp(tmp: string, name: string, env: Record<string, string>, audio = "pulse") {
   const p = new AppProcess([
-    ...["--no-window", "--audio", audio, "--bind", "127.0.0.1", "--no-discover"],
+    ...["--no-window", "--audio", audio, "--bind", "127.0.0.1", "--no-discover", "--no-advertise"],
     ...["--config-dir", `${tmp}/${name}-cfg`, "--cache-dir", `${tmp}/${name}-cache`],
     ...["--log-file", `${tmp}/${name}.log`],
   ], { env });
@@ -303,7 +303,11 @@ Deno.test({
 
       // Heard: host (channel 0) and peer (channel 1) in sync while playing.
       const [a, b] = recording.channels;
-      const lags = lagSeries(a, b, { maxLagMs: 40 }).points.map((p) => p.lagMs);
+      const series = lagSeries(a, b, { maxLagMs: 40 }).points;
+      const lags = series.map((p) => p.lagMs);
+      if (Deno.env.get("PHASELOCK_SHOW_LAGS")) {
+        console.log(series.map((p) => `${p.atSec.toFixed(1)}s:${p.lagMs.toFixed(3)}`).join(" "));
+      }
       assertTrue(lags.length >= 8, `too few windows with sound on both devices: ${lags.length}`);
       const p95 = percentile(lags.map(Math.abs), 95);
       const start = recording.sampleAt(clickMs);

@@ -172,7 +172,15 @@ Deno.test({
     let helpers: number[] = [];
     try {
       app = new AppProcess([
-        ...["--audio", "null", "--no-discover", "--bind", "127.0.0.1"],
+        ...[
+          "--audio",
+          "null",
+          "--no-discover",
+          "--no-advertise",
+          "--bind",
+          "127.0.0.1",
+          "--print-url",
+        ],
         ...["--config-dir", `${tmp}/cfg`, "--cache-dir", `${tmp}/cache`],
         ...["--log-file", `${tmp}/app.log`],
       ], { env: { DISPLAY: x.display, GDK_BACKEND: "x11" } });
@@ -326,7 +334,7 @@ Deno.test({
       for (const k of ["DISPLAY", "WAYLAND_DISPLAY", "GDK_BACKEND"]) delete env[k];
       const child = new Deno.Command(Deno.execPath(), {
         args: [
-          ...["run", "-A", `${ROOT}main.ts`, "--audio", "null", "--no-discover"],
+          ...["run", "-A", `${ROOT}main.ts`, "--audio", "null", "--no-discover", "--no-advertise"],
           ...["--bind", "127.0.0.1", "--config-dir", `${tmp}/cfg`, "--cache-dir", `${tmp}/cache`],
           ...["--log-file", `${tmp}/app.log`],
         ],

@@ -4,7 +4,8 @@
  */
 import { assertEquals, assertTrue } from "./assert.ts";
 import { AppProcess } from "./harness/proc.ts";
-import { fixture, hostProcess, rawPeer } from "./harness/jam.ts";
+import { fixture, hostProcess, peerProcess, rawPeer } from "./harness/jam.ts";
+import { makeNoiseMp3 } from "./harness/tracks.ts";
 import { MAX_MESSAGE_BYTES } from "../session/protocol.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -262,6 +263,36 @@ Deno.test({
     } finally {
       await p.quit();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a peer's screen follows the queue by itself: the next track is 'playing' when it " +
+    "starts, 'stopped' at the end of the queue, and nobody resyncs after the last track",
+  ...opts,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "phaselock-follow-" });
+    await makeNoiseMp3(`${tmp}/a.mp3`, 1.5);
+    await makeNoiseMp3(`${tmp}/b.mp3`, 1.5);
+    const { p, port } = host([`${tmp}/a.mp3`, `${tmp}/b.mp3`]);
+    let peer: AppProcess | null = null;
+    try {
+      await p.waitFor((e) => e.type === "queue" && (e.tracks as unknown[]).length === 2, 20000);
+      peer = peerProcess(`127.0.0.1:${port}`, "Sam", `${tmp}/cache`);
+      await p.waitFor((e) => e.type === "track-ready-all" && e.fileName === "b.mp3", 20000);
+      await p.send("play");
+      await peer.waitFor((e) => e.type === "playing" && e.title === "b", 10000, "b playing");
+      await peer.waitFor((e) => e.type === "stopped", 10000, "stopped at the end");
+      await new Promise((r) => setTimeout(r, 1500));
+      const resyncs = (x: AppProcess) =>
+        x.count((e) => e.type === "notice" && /Resynchronised/.test(`${e.message}`));
+      assertEquals([resyncs(p), resyncs(peer)], [0, 0]);
+    } finally {
+      peer?.kill();
+      await peer?.exited;
+      await p.quit();
+      await Deno.remove(tmp, { recursive: true });
     }
   },
 });

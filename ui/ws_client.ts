@@ -13,11 +13,13 @@ export function connectControl(token: string): UiClient {
   let offsetMs = 0;
   let ws: WebSocket;
   let pings: ReturnType<typeof setInterval> | undefined;
+  let retryMs = 500;
 
   const open = () => {
     ws = new WebSocket(`ws://${location.host}/ws?token=${encodeURIComponent(token)}`);
     ws.onopen = () => {
       connected.value = true;
+      retryMs = 500;
       let n = 0;
       const ping = () => ws.readyState === 1 && ws.send(JSON.stringify({ ping: pageNow() }));
       ping();
@@ -40,10 +42,10 @@ export function connectControl(token: string): UiClient {
     };
     ws.onclose = () => {
       clearInterval(pings);
-      const was = connected.value;
       connected.value = false;
-      // The app may have quit; try again a few times in case it was a hiccup.
-      if (was) setTimeout(open, 1000);
+      // The app may be busy or restarting: keep trying, less often as time goes on.
+      retryMs = Math.min(5000, retryMs * 1.5);
+      setTimeout(open, retryMs);
     };
   };
   open();

@@ -22,6 +22,8 @@ export function App(props: { models: Models; client: UiClient }) {
   const [uploads] = useState(createUploadsModel);
   const [dropping, setDropping] = useState(false);
   const input = useRef<HTMLInputElement>(null);
+  const helpOpen = useRef(false);
+  helpOpen.current = help;
 
   const upload = async (files: File[]) => {
     for (const f of files) {
@@ -58,7 +60,8 @@ export function App(props: { models: Models; client: UiClient }) {
       }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       if (e.key === "?") return setHelp((h) => !h);
-      if (!role) return;
+      // Behind the (modal) shortcuts list nothing else acts; a held key acts once.
+      if (helpOpen.current || !role || e.repeat) return;
       if (e.key === "m" || e.key === "M") {
         return send({ cmd: s.volume.value.muted ? "unmute" : "mute" });
       }
@@ -70,7 +73,7 @@ export function App(props: { models: Models; client: UiClient }) {
       } else if (e.key === "n" || e.key === "N") send({ cmd: "skip" });
       else if (
         (e.key === "ArrowLeft" || e.key === "ArrowRight") && t.state !== "stopped" &&
-        !el?.closest("[role=slider],.track")
+        !el?.closest(".track")
       ) {
         e.preventDefault();
         const step = e.key === "ArrowLeft" ? -SEEK_STEP_SEC : SEEK_STEP_SEC;
@@ -146,7 +149,7 @@ export function App(props: { models: Models; client: UiClient }) {
           onHelp={() => setHelp(true)}
         />
       )}
-      {inSession && <Notices model={models.notices} send={send} />}
+      <Notices model={models.notices} send={send} />
       {dropping && (
         <div class="drop-hint" aria-hidden="true">
           Drop MP3s to {screen === "host" ? "add them" : "request them"}

@@ -27,7 +27,8 @@ export function Home(props: { model: HomeModel; send: (c: Command) => void }) {
   };
   const join = (to: string) => {
     if (!peerName.trim()) return setProblem("Say who you are: your name.");
-    if (!/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(to.trim())) {
+    const port = Number(/:(\d{1,5})$/.exec(to.trim())?.[1]);
+    if (!/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(to.trim()) || port < 1 || port > 65535) {
       return setProblem("Give the host address as IP:port, e.g. 192.168.1.20:7420.");
     }
     setProblem(null);
@@ -71,7 +72,7 @@ export function Home(props: { model: HomeModel; send: (c: Command) => void }) {
             Session name
             <input
               value={session}
-              maxLength={80}
+              maxLength={40}
               placeholder="Friday Night Vibes"
               autofocus
               onInput={(e) => setSession(e.currentTarget.value)}

@@ -18,16 +18,25 @@ export function Slider(props: {
   onChange: (v: number) => void;
 }) {
   const [draft, setDraft] = useState<number | null>(null);
+  // The value last sent, shown until the engine's echo says the same (or a second passes), so
+  // the knob does not jump back to the old value between release and echo.
+  const [sent, setSent] = useState<{ value: number; atMs: number } | null>(null);
   const lastSent = useRef(0);
   const pending = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useEffect(() => () => clearTimeout(pending.current), []);
-  const value = draft ?? props.value;
+  const echoed = sent === null || props.value === sent.value ||
+    performance.now() - sent.atMs > 1000;
+  useEffect(() => {
+    if (sent && echoed) setSent(null);
+  }, [sent, echoed]);
+  const value = draft ?? (echoed ? props.value : sent!.value);
   const clamp = (v: number) => Math.min(props.max, Math.max(props.min, v));
   const send = (v: number, now: boolean) => {
     clearTimeout(pending.current);
     const since = performance.now() - lastSent.current;
     if (now || since >= 100) {
       lastSent.current = performance.now();
+      setSent({ value: v, atMs: lastSent.current });
       props.onChange(v);
     } else {
       pending.current = setTimeout(() => send(v, true), 100 - since);
