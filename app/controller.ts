@@ -16,7 +16,7 @@ import {
 import type { DeviceSettings, SettingsStore } from "../session/device_settings.ts";
 import { HostEngine } from "../session/host.ts";
 import { PeerEngine } from "../session/peer.ts";
-import { AppSettings } from "./app_settings.ts";
+import type { AppSettings, RememberedNames } from "./app_settings.ts";
 
 export interface AppOptions {
   /** Port offered in the Create Jam form (`--port`); else the last one used, else 7420. */
@@ -112,7 +112,7 @@ export class AppController {
   }
 
   /** Remembers names for the next Home; a settings folder that cannot be written costs nothing. */
-  async #remember(names: Parameters<AppSettings["update"]>[0]) {
+  async #remember(names: RememberedNames) {
     await this.opts.appSettings.update(names).catch(() => {});
   }
 
@@ -204,11 +204,25 @@ export class AppController {
     return null;
   }
 
-  async #create(c: Extract<Command, { cmd: "create" }>) {
+  /**
+   * What starting either kind of session begins with: Home stops looking, the names are
+   * remembered, the old session's state goes. Returns the emit for the new engine.
+   */
+  async #begin(names: RememberedNames): Promise<(e: EngineEvent) => void> {
     this.#discovery?.abort();
-    await this.#remember({ hostName: c.name, sessionName: c.session, port: c.port });
+    await this.#remember(names);
     this.#clearSessionState();
-    const generation = ++this.#generation;
+    return this.#emitFor(++this.#generation);
+  }
+
+  /** This device's output options, the same for host and peer. */
+  get #output() {
+    const { audio, wavPath, device, settings } = this.opts;
+    return { audio, wavPath, device, settings };
+  }
+
+  async #create(c: Extract<Command, { cmd: "create" }>) {
+    const emit = await this.#begin({ hostName: c.name, sessionName: c.session, port: c.port });
     const engine = new HostEngine(
       {
         session: c.session,
@@ -217,13 +231,10 @@ export class AppController {
         hostname: this.opts.bind,
         advertise: this.opts.advertise,
         requestDir: this.opts.cacheDir("requests"),
-        audio: this.opts.audio,
-        wavPath: this.opts.wavPath,
-        device: this.opts.device,
-        settings: this.opts.settings,
+        ...this.#output,
       },
       this.parts.clock(),
-      this.#emitFor(generation),
+      emit,
     );
     try {
       await engine.start();
@@ -241,23 +252,17 @@ export class AppController {
 
   async #join(c: Extract<Command, { cmd: "join" }>) {
     const to = parseAddress(c.address)!;
-    this.#discovery?.abort();
-    await this.#remember({ peerName: c.name, address: c.address });
-    this.#clearSessionState();
-    const generation = ++this.#generation;
+    const emit = await this.#begin({ peerName: c.name, address: c.address });
     const engine = new PeerEngine(
       {
         hostname: to.hostname,
         port: to.port,
         name: c.name,
         cacheDir: this.opts.cacheDir("tracks"),
-        audio: this.opts.audio,
-        wavPath: this.opts.wavPath,
-        device: this.opts.device,
-        settings: this.opts.settings,
+        ...this.#output,
       },
       this.parts.clock(),
-      this.#emitFor(generation),
+      emit,
     );
     try {
       await engine.start();
@@ -323,14 +328,7 @@ export class AppController {
       while (!ac.signal.aborted) {
         let jams: JamListing[] = [];
         try {
-          jams = (await find(1500, ac.signal)).map((j) => ({
-            session: j.session,
-            host: j.host,
-            address: j.address,
-            port: j.port,
-            peers: j.peers,
-            maxPeers: j.maxPeers,
-          }));
+          jams = (await find(1500, ac.signal)).map(({ protocolVersion: _, ...j }) => j);
         } catch { /* no multicast here: an empty list, try again */ }
         if (ac.signal.aborted) return;
         const key = JSON.stringify(jams);

@@ -4,6 +4,7 @@
  * the same commands over its WebSocket. Parsing is pure and never throws: a bad line becomes
  * a {@link CommandError} with a sentence.
  */
+import type { DiscoveredJam } from "../net/discovery.ts";
 
 export type Command =
   | { cmd: "add"; path: string }
@@ -362,14 +363,8 @@ export interface DeviceHealth {
   placementMs: number;
 }
 
-export interface JamListing {
-  session: string;
-  host: string;
-  address: string;
-  port: number;
-  peers: number;
-  maxPeers: number;
-}
+/** A jam found on the LAN, as Home lists it. */
+export type JamListing = Omit<DiscoveredJam, "protocolVersion">;
 
 export interface InboxEntry {
   id: number;

@@ -7,6 +7,7 @@ import { NowPlaying } from "./NowPlaying.tsx";
 import { Peers } from "./Peers.tsx";
 import { Queue } from "./Queue.tsx";
 import { Requests } from "./Requests.tsx";
+import { SessionHeader } from "./SessionHeader.tsx";
 import { SyncHealth } from "./SyncHealth.tsx";
 import { Uploads, type UploadsModel } from "./Uploads.tsx";
 
@@ -35,29 +36,15 @@ export function HostScreen(props: {
   const t = s.transport.value;
   return (
     <div class="screen host-screen">
-      <header class="top">
-        <div>
-          <h1 class="session-name">{s.session.value}</h1>
-          <p class="muted">
-            Hosted by {s.myName.value} · <span aria-label="Address">{s.address.value}</span> ·{" "}
-            {peers.peers.value.length} {peers.peers.value.length === 1 ? "peer" : "peers"}
-          </p>
-        </div>
-        <div class="top-actions">
-          <button
-            type="button"
-            class="icon"
-            aria-label="Keyboard shortcuts"
-            title="Keyboard shortcuts (?)"
-            onClick={props.onHelp}
-          >
-            ?
-          </button>
-          <button type="button" class="secondary" onClick={() => props.send({ cmd: "leave" })}>
-            End Jam
-          </button>
-        </div>
-      </header>
+      <SessionHeader
+        session={s.session.value}
+        leaveLabel="End Jam"
+        send={props.send}
+        onHelp={props.onHelp}
+      >
+        Hosted by {s.myName.value} · <span aria-label="Address">{s.address.value}</span> ·{" "}
+        {peers.peers.value.length} {peers.peers.value.length === 1 ? "peer" : "peers"}
+      </SessionHeader>
       <div class="columns">
         <div class="col left">
           <Peers

@@ -1,5 +1,6 @@
 import type { Command } from "../../session/commands.ts";
 import type { SessionModel } from "../models/session.ts";
+import { ChannelSelect } from "./ChannelSelect.tsx";
 import { Slider } from "./Slider.tsx";
 
 /** This device's own sound: volume and Mute, speaker delay, and which channel it plays. */
@@ -49,17 +50,11 @@ export function MyOutput(props: { session: SessionModel; send: (c: Command) => v
       />
       <label class="inline">
         Channel
-        <select
-          aria-label="Channel"
+        <ChannelSelect
+          label="Channel"
           value={d.channel}
-          onChange={(e) =>
-            props.send({ cmd: "channel", channel: e.currentTarget.value as "stereo" })}
-        >
-          <option value="stereo">stereo</option>
-          <option value="left">left</option>
-          <option value="right">right</option>
-          <option value="mono">mono</option>
-        </select>
+          onChange={(channel) => props.send({ cmd: "channel", channel })}
+        />
       </label>
     </section>
   );

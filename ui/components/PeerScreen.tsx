@@ -4,6 +4,7 @@ import { percent } from "./format.ts";
 import { MyOutput } from "./MyOutput.tsx";
 import { NowPlaying } from "./NowPlaying.tsx";
 import { Queue } from "./Queue.tsx";
+import { SessionHeader } from "./SessionHeader.tsx";
 import { StatusDot } from "./StatusDot.tsx";
 import { Uploads, type UploadsModel } from "./Uploads.tsx";
 
@@ -31,39 +32,25 @@ export function PeerScreen(props: {
   const t = s.transport.value;
   return (
     <div class="screen peer-screen">
-      <header class="top">
-        <div>
-          <h1 class="session-name">{s.session.value}</h1>
-          <p class="muted">
-            Hosted by {s.hostName.value} · you are {s.myName.value} ·{" "}
-            <span aria-label="Connection">
-              {clock
-                ? (
-                  <StatusDot
-                    color={clock.color}
-                    label={clock.locked ? "connected, in sync" : "connected, locking"}
-                  />
-                )
-                : "connected"}
-              {clock && ` · latency ${(clock.rttMs / 2).toFixed(1)} ms`}
-            </span>
-          </p>
-        </div>
-        <div class="top-actions">
-          <button
-            type="button"
-            class="icon"
-            aria-label="Keyboard shortcuts"
-            title="Keyboard shortcuts (?)"
-            onClick={props.onHelp}
-          >
-            ?
-          </button>
-          <button type="button" class="secondary" onClick={() => props.send({ cmd: "leave" })}>
-            Leave
-          </button>
-        </div>
-      </header>
+      <SessionHeader
+        session={s.session.value}
+        leaveLabel="Leave"
+        send={props.send}
+        onHelp={props.onHelp}
+      >
+        Hosted by {s.hostName.value} · you are {s.myName.value} ·{" "}
+        <span aria-label="Connection">
+          {clock
+            ? (
+              <StatusDot
+                color={clock.color}
+                label={clock.locked ? "connected, in sync" : "connected, locking"}
+              />
+            )
+            : "connected"}
+          {clock && ` · latency ${(clock.rttMs / 2).toFixed(1)} ms`}
+        </span>
+      </SessionHeader>
       <div class="columns two">
         <div class="col centre">
           <NowPlaying

@@ -1,5 +1,6 @@
 import type { Command } from "../../session/commands.ts";
 import type { PeerInfo } from "../../session/protocol.ts";
+import { ChannelSelect } from "./ChannelSelect.tsx";
 import { percent } from "./format.ts";
 import { StatusDot } from "./StatusDot.tsx";
 
@@ -69,21 +70,11 @@ export function Peers(props: {
               <div class="peer-facts muted">
                 <label class="inline">
                   <span class="sr">Channel for {p.name}</span>
-                  <select
-                    aria-label={`Channel for ${p.name}`}
+                  <ChannelSelect
+                    label={`Channel for ${p.name}`}
                     value={p.channel}
-                    onChange={(e) =>
-                      props.send({
-                        cmd: "channel",
-                        peer: p.name,
-                        channel: e.currentTarget.value as "stereo",
-                      })}
-                  >
-                    <option value="stereo">stereo</option>
-                    <option value="left">left</option>
-                    <option value="right">right</option>
-                    <option value="mono">mono</option>
-                  </select>
+                    onChange={(channel) => props.send({ cmd: "channel", peer: p.name, channel })}
+                  />
                 </label>
                 <span title="Speaker delay">delay {p.speakerDelayMs} ms</span>
                 {!p.audio.device && (
