@@ -100,3 +100,22 @@ export class AudioOutput {
     this.#worker.terminate();
   }
 }
+
+/**
+ * The `audio` event for an opened output: which backend, whether it can be heard, and when it
+ * cannot, a sentence that says why (no device found, or output switched off on purpose).
+ */
+export function audioEvent(o: { backend: string; audible: boolean; failure?: string }): {
+  type: "audio";
+  backend: string;
+  audible: boolean;
+  warning?: string;
+} {
+  const base = { type: "audio" as const, backend: o.backend, audible: o.audible };
+  if (o.audible) return base;
+  const warning = o.failure === undefined && o.backend === "null"
+    ? "Audio output is off (--audio null): you won't hear playback"
+    : "No audio output detected — you won't hear playback" +
+      (o.failure ? ` (${o.failure})` : "");
+  return { ...base, warning };
+}

@@ -5,7 +5,7 @@
  * (which device has which track, the host's decoded audio), the {@link Inbox} of song requests,
  * and the runtime edges — HTTP/WebSocket server, clock responder, mDNS, audio output.
  */
-import { AudioOutput } from "../audio/output.ts";
+import { audioEvent, AudioOutput } from "../audio/output.ts";
 import { DecodeError, decodeMp3 } from "../audio/decode.ts";
 import type { PlayerEvent } from "../audio/player.ts";
 import type { SinkBackend } from "../audio/sink.ts";
@@ -143,7 +143,7 @@ export class HostEngine {
     const opened = await this.#output.opened();
     this.#output.onEvent = (e) => this.#onPlayerEvent(e);
     this.#output.onError = (text) => this.emit({ type: "error", message: text });
-    this.#audioEvent(opened.backend, opened.audible, opened.failure);
+    this.emit(audioEvent(opened));
     this.emit({ type: "volume", level: this.#volume, muted: this.#muted });
     await this.#device.init(opened.device, this.opts.device ?? {});
     if (this.opts.advertise !== false) {
@@ -191,18 +191,6 @@ export class HostEngine {
         { name: this.opts.name, host: true, clockErrorMs: 0, placementMs: status.stats.errorMs },
         ...this.#peers.health(),
       ],
-    });
-  }
-
-  #audioEvent(backend: string, audible: boolean, failure?: string) {
-    this.emit({
-      type: "audio",
-      backend,
-      audible,
-      ...(audible ? {} : {
-        warning: "No audio output detected — you won't hear playback" +
-          (failure ? ` (${failure})` : ""),
-      }),
     });
   }
 

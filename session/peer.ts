@@ -1,4 +1,4 @@
-import { AudioOutput } from "../audio/output.ts";
+import { audioEvent, AudioOutput } from "../audio/output.ts";
 import { decodeMp3 } from "../audio/decode.ts";
 import { Mp3FormatError, scanMp3 } from "../audio/mp3_scan.ts";
 import type { SinkBackend } from "../audio/sink.ts";
@@ -122,15 +122,7 @@ export class PeerEngine {
       }
     };
     await this.#device.init(opened.device, this.opts.device ?? {});
-    this.emit({
-      type: "audio",
-      backend: opened.backend,
-      audible: opened.audible,
-      ...(opened.audible ? {} : {
-        warning: "No audio output detected — you won't hear playback" +
-          (opened.failure ? ` (${opened.failure})` : ""),
-      }),
-    });
+    this.emit(audioEvent(opened));
     this.emit({ type: "volume", level: this.#volume, muted: this.#muted });
     await Deno.mkdir(this.opts.cacheDir, { recursive: true });
     await this.#connect();
