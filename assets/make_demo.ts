@@ -16,6 +16,7 @@
  */
 
 import { decodeMp3 } from "../audio/decode.ts";
+import { seededRandom } from "../net/link_model.ts";
 
 export const RATE_HZ = 48000;
 export const BPM = 120;
@@ -43,18 +44,6 @@ const HALF_BARS: Chord[] = [
   ...[F, G],
   ...[C, C],
 ];
-
-/** mulberry32: a small seeded generator, so every run writes the same file. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hz = (midi: number) => 440 * 2 ** ((midi - 69) / 12);
 
@@ -173,7 +162,7 @@ function bell(mix: Mix, at: number, midi: number, pan: number, level: number) {
 /** The whole track as float samples, peak at {@link PEAK_DBFS}. */
 export function synthesizeDemo(): { rateHz: number; left: Float32Array; right: Float32Array } {
   const mix = new Mix(SECONDS * RATE_HZ);
-  const rnd = random(0x5eed);
+  const rnd = seededRandom(0x5eed);
   const bars = HALF_BARS.length / 2;
   const lastBar = bars - 1;
 
@@ -262,7 +251,7 @@ export function encodeWav(
   v.setUint16(34, 16, true);
   text(36, "data");
   v.setUint32(40, frames * 4, true);
-  const rnd = random(0xd1e);
+  const rnd = seededRandom(0xd1e);
   for (let i = 0; i < frames; i++) {
     for (const [ch, x] of [[0, pcm.left[i]], [1, pcm.right[i]]]) {
       const s = Math.round(x * gain * 32767 + rnd() - rnd());

@@ -18,7 +18,7 @@
  * Prints the figures as one JSON line, then a one-line summary. Everything it starts (Xvfb,
  * apps, their WebKit helpers) is stopped by its own pid before it exits, also on Ctrl+C.
  */
-import { AppProcess, procUsage } from "../tests/harness/proc.ts";
+import { alive, AppProcess, descendants, exitWithin, procUsage } from "../tests/harness/proc.ts";
 import { type PrivateDisplay, requestCloseLikeUser, startXvfb } from "../tests/harness/xvfb.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -72,53 +72,7 @@ async function cleanup(): Promise<void> {
   for (const t of [...tmpDirs]) await Deno.remove(t, { recursive: true }).catch(() => {});
 }
 
-async function exitWithin(p: AppProcess, ms: number): Promise<Deno.CommandStatus | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<null>((r) => timer = setTimeout(() => r(null), ms));
-  try {
-    return await Promise.race([p.exited, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 // ---- /proc ------------------------------------------------------------------------------
-/** Pids of every live descendant of `pid`, from /proc/PID/task/TID/children. */
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number) => {
-    let tasks: string[] = [];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${p}/task`)].map((e) => e.name);
-    } catch {
-      return;
-    }
-    for (const t of tasks) {
-      let kids = "";
-      try {
-        kids = Deno.readTextFileSync(`/proc/${p}/task/${t}/children`);
-      } catch { /* thread gone */ }
-      for (const k of kids.trim().split(/\s+/).filter(Boolean).map(Number)) {
-        if (!out.includes(k)) {
-          out.push(k);
-          walk(k);
-        }
-      }
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 function comm(pid: number): string {
   try {
     return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();

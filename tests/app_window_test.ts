@@ -10,7 +10,7 @@
  */
 import { assertTrue } from "./assert.ts";
 import { launchChromium } from "./harness/browser.ts";
-import { AppProcess } from "./harness/proc.ts";
+import { alive, AppProcess, descendants, exitWithin } from "./harness/proc.ts";
 import { readRgb, requestCloseLikeUser, screenshot, startXvfb } from "./harness/xvfb.ts";
 
 /** The page's document, as far as the functions evaluated in the page use it. */
@@ -83,42 +83,6 @@ function freePort(): number {
   throw new Error("Cannot find a free TCP+UDP port on 127.0.0.1");
 }
 
-/** Pids of every live descendant of `pid` (WebKit's web and network processes), from /proc. */
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number) => {
-    let tasks: string[] = [];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${p}/task`)].map((e) => e.name);
-    } catch {
-      return;
-    }
-    for (const t of tasks) {
-      let kids = "";
-      try {
-        kids = Deno.readTextFileSync(`/proc/${p}/task/${t}/children`);
-      } catch { /* thread gone */ }
-      for (const k of kids.trim().split(/\s+/).filter(Boolean).map(Number)) {
-        if (!out.includes(k)) {
-          out.push(k);
-          walk(k);
-        }
-      }
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Keeps one client connected to `display` until `close()`. Xvfb resets itself whenever its last
  * client disconnects, and a connection attempted during that reset fails: the app probes the
@@ -145,17 +109,6 @@ function holdDisplay(display: string): { close(): void } {
       x.close();
     },
   };
-}
-
-/** Resolves with the exit status, or null if the process is still running after `ms`. */
-async function exitWithin(p: AppProcess, ms: number): Promise<Deno.CommandStatus | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<null>((r) => timer = setTimeout(() => r(null), ms));
-  try {
-    return await Promise.race([p.exited, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 Deno.test({

@@ -46,6 +46,47 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
+/** The parts, one after another. */
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) out.set(p, (o += p.length) - p.length);
+  return out;
+}
+
+/** An HTTP/1.1 request head with exactly these headers. */
+function requestHead(method: string, path: string, headers: Record<string, string>): Uint8Array {
+  return enc.encode(
+    `${method} ${path} HTTP/1.1\r\n` +
+      Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") + "\r\n",
+  );
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
+}
+
+/** Runs `fn` on a new connection to `host:port` and closes it after; a refused connect fails. */
+async function withConn<T>(
+  host: string,
+  port: number,
+  fn: (conn: Deno.Conn) => Promise<T>,
+): Promise<T | Failure> {
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ hostname: host, port });
+  } catch (e) {
+    return { error: `connect: ${(e as Error).name}` };
+  }
+  try {
+    return await fn(conn);
+  } finally {
+    closeQuietly(conn);
+  }
+}
+
 /** Reads a connection until EOF (or an error, or the deadline); returns what arrived. */
 async function readAll(conn: Deno.Conn, timeoutMs: number): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -64,10 +105,7 @@ async function readAll(conn: Deno.Conn, timeoutMs: number): Promise<Uint8Array> 
     if (n === null || n === -1) break;
     parts.push(buf.slice(0, n));
   }
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) out.set(p, (o += p.length) - p.length);
-  return out;
+  return concat(parts);
 }
 
 function parseHttp(raw: Uint8Array): HttpResult | Failure {
@@ -104,23 +142,11 @@ async function rawHttp(o: {
     ...(body ? { "Content-Length": String(body.length) } : {}),
     ...o.headers,
   };
-  let conn: Deno.Conn;
-  try {
-    conn = await Deno.connect({ hostname: o.host, port: o.port });
-  } catch (e) {
-    return { error: `connect: ${(e as Error).name}` };
-  }
-  try {
-    const head = `${o.method ?? "GET"} ${o.path} HTTP/1.1\r\n` +
-      Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") + "\r\n";
-    await writeAll(conn, enc.encode(head));
+  return await withConn(o.host, o.port, async (conn) => {
+    await writeAll(conn, requestHead(o.method ?? "GET", o.path, headers));
     if (body) await writeAll(conn, body).catch(() => {}); // a refusal may not read the body
     return parseHttp(await readAll(conn, o.timeoutMs ?? 10000));
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
+  });
 }
 
 /** A masked client text frame (RFC 6455 §5.2). */
@@ -157,13 +183,7 @@ async function rawWs(o: {
   send?: string[];
   listenMs?: number;
 }): Promise<WsResult | Failure> {
-  let conn: Deno.Conn;
-  try {
-    conn = await Deno.connect({ hostname: o.host, port: o.port });
-  } catch (e) {
-    return { error: `connect: ${(e as Error).name}` };
-  }
-  try {
+  return await withConn(o.host, o.port, async (conn): Promise<WsResult | Failure> => {
     const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
     const headers: Record<string, string> = {
       Host: `${o.host}:${o.port}`,
@@ -173,13 +193,7 @@ async function rawWs(o: {
       "Sec-WebSocket-Version": "13",
       ...o.headers,
     };
-    await writeAll(
-      conn,
-      enc.encode(
-        `GET ${o.path} HTTP/1.1\r\n` +
-          Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") + "\r\n",
-      ),
-    );
+    await writeAll(conn, requestHead("GET", o.path, headers));
     // Read the response head (and whatever follows it).
     let buf: Uint8Array = new Uint8Array(0);
     const chunk = new Uint8Array(64 * 1024);
@@ -242,11 +256,7 @@ async function rawWs(o: {
       }
     }
     return r;
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
+  });
 }
 
 /** "connected", "refused", or the error's name. */
@@ -385,10 +395,7 @@ async function bigUpload(o: {
       const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
       if (end >= 0 && enc.encode(head).length >= end + 4 + length) break;
     }
-    const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-    let off = 0;
-    for (const p of parts) out.set(p, (off += p.length) - p.length);
-    return out;
+    return concat(parts);
   })();
   const headArrived = (async () => {
     while (!responded) await sleep(20);
@@ -425,9 +432,7 @@ async function bigUpload(o: {
     const raw = await response!;
     return { sent, sentAtResponse, largestPartial, response: parseHttp(raw) };
   } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
+    closeQuietly(conn);
   }
 }
 
@@ -642,6 +647,93 @@ async function status(agent: Agent): Promise<Event> {
   return await agent.waitCtl((e) => e.type === "status", "a status answer", m);
 }
 
+/** Connects the legitimate UI client of `agent` to the app's control server; waits for Home. */
+async function observeApp(agent: Agent, port: number, token: string): Promise<void> {
+  assertTrue(await agent.call("observe", port, token), "the legitimate UI connects");
+  await agent.waitCtl((e) => e.type === "home", "Home");
+}
+
+/**
+ * The app bound to loopback in namespace 0 (see {@link startApp}), on Home, with an agent
+ * there whose legitimate client watches it.
+ */
+async function startObservedApp(scope: Scope, lan: Lan, tmp: string) {
+  const started = await startApp(scope, lan, 0, tmp, "127.0.0.1");
+  const agent = new Agent(scope, lan, 0);
+  await agent.ready();
+  await observeApp(agent, started.port, started.token);
+  return { ...started, agent };
+}
+
+/** A jam to create: the `create` command for a jam on `port` (default: random, 20000..49999). */
+function jamCommand(
+  session: string,
+  name: string,
+  port = 20000 + Math.floor(Math.random() * 30000),
+) {
+  return { port, cmd: JSON.stringify({ cmd: "create", session, name, port }) };
+}
+
+/** Creates `jam` as the legitimate client; returns the host's session event. */
+async function createJam(agent: Agent, jam: { port: number; cmd: string }): Promise<Event> {
+  const mark = agent.mark();
+  assertTrue(await agent.call("ctlSend", jam.cmd), "create sent");
+  const session = await agent.waitCtl((e) => e.type === "session", "the jam", mark);
+  assertEquals(session.port, jam.port);
+  return session;
+}
+
+/** POST `path` (an /upload) with `file` as its body, from `agent`'s namespace. */
+function upload(
+  agent: Agent,
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  file = GOOD_MP3,
+  host = "127.0.0.1",
+) {
+  return agent.call("rawHttp", { host, port, method: "POST", path, headers, bodyFile: file });
+}
+
+/** A refused-credentials case: what it tries, the path, and its headers. */
+type Case = [string, string, Record<string, string>];
+
+/** Each case's upload of a valid MP3 to the control server is refused with 403. */
+async function assertUploadsRefused(agent: Agent, port: number, cases: Case[], when = "") {
+  for (const [what, path, headers] of cases) {
+    const r = await upload(agent, port, path, headers);
+    assertEquals(r.status, 403, `upload with ${what}${when}: ${JSON.stringify(r)}`);
+  }
+}
+
+/** Each case's control WebSocket is refused with 403 and gets no events for `send`. */
+async function assertSocketsRefused(
+  agent: Agent,
+  port: number,
+  cases: Case[],
+  send: string[],
+  when = "",
+  listenMs?: number,
+) {
+  for (const [what, path, headers] of cases) {
+    const r = await agent.call("rawWs", { host: "127.0.0.1", port, path, headers, send, listenMs });
+    assertEquals(r.status, 403, `WebSocket with ${what}${when}: ${JSON.stringify(r)}`);
+    assertEquals(r.messages, [], `WebSocket with ${what}${when}: no events`);
+  }
+}
+
+/**
+ * After a second: no action event reached the legitimate client since `mark` (`what` says
+ * after what), nothing is queued or playing, and no uploaded file is kept.
+ */
+async function assertNothingHappened(agent: Agent, mark: number, uploads: string, what: string) {
+  await sleep(1000);
+  assertEquals(actions(agent.since(mark)), [], what);
+  const st = await status(agent);
+  assertEquals([st.queueLength, st.transport], [0, "stopped"], JSON.stringify(st));
+  assertEquals(await leftovers(uploads), [], "no uploaded file kept");
+}
+
 /** What a test started, undone in reverse order: at its end, or at once when it runs over. */
 class Scope {
   readonly #undo: (() => unknown)[] = [];
@@ -699,23 +791,13 @@ Deno.test({
   ...opts,
   fn: () =>
     withLan(1, 180_000, async (lan, tmp, scope) => {
-      const { port, token, uploads } = await startApp(scope, lan, 0, tmp, "127.0.0.1");
-      const agent = new Agent(scope, lan, 0);
-      await agent.ready();
-      assertTrue(await agent.call("observe", port, token), "the legitimate UI connects");
-      await agent.waitCtl((e) => e.type === "home", "Home");
-      const jamPort = 20000 + Math.floor(Math.random() * 30000);
-      const create = JSON.stringify({
-        cmd: "create",
-        session: "Pwned",
-        name: "Mallory",
-        port: jamPort,
-      });
+      const { port, token, uploads, agent } = await startObservedApp(scope, lan, tmp);
+      const jam = jamCommand("Pwned", "Mallory");
       const guess = guessToken(token), near = guessToken(token, true);
       const loop = `127.0.0.1:${port}`;
 
       // --- the control WebSocket ---
-      const wsCases: [string, string, Record<string, string>][] = [
+      const wsCases: Case[] = [
         ["no token", "/ws", {}],
         ["an empty token", "/ws?token=", {}],
         ["a wrong token", "/ws?token=letmein", {}],
@@ -748,17 +830,11 @@ Deno.test({
         ],
       ];
       const before = agent.mark();
-      for (const [what, path, headers] of wsCases) {
-        const r = await agent.call("rawWs", {
-          host: "127.0.0.1",
-          port,
-          path,
-          headers,
-          send: [create, '{"cmd":"status"}', '{"cmd":"add-demo"}'],
-        });
-        assertEquals(r.status, 403, `WebSocket with ${what}: ${JSON.stringify(r)}`);
-        assertEquals(r.messages, [], `WebSocket with ${what}: no events`);
-      }
+      await assertSocketsRefused(agent, port, wsCases, [
+        jam.cmd,
+        '{"cmd":"status"}',
+        '{"cmd":"add-demo"}',
+      ]);
       // Foreign names are refused for the UI itself too, not only for /ws.
       for (const path of ["/", "/app.js"]) {
         const r = await agent.call("rawHttp", {
@@ -772,7 +848,7 @@ Deno.test({
       }
 
       // --- POST /upload (a valid MP3: were it accepted, it would be queued) ---
-      const upCases: [string, string, Record<string, string>][] = [
+      const upCases: Case[] = [
         ["no token", "/upload?name=evil.mp3", {}],
         ["a wrong token", "/upload?name=evil.mp3", { "X-PhaseLock-Token": "letmein" }],
         ["a guessed token", "/upload?name=evil.mp3", { "X-PhaseLock-Token": guess }],
@@ -796,23 +872,13 @@ Deno.test({
       ];
       // Before the jam: refused with 403 (not 422 "create a jam first", which would mean the
       // credentials passed).
-      for (const [what, path, headers] of upCases) {
-        const r = await agent.call("rawHttp", {
-          host: "127.0.0.1",
-          port,
-          method: "POST",
-          path,
-          headers,
-          bodyFile: GOOD_MP3,
-        });
-        assertEquals(r.status, 403, `upload with ${what}: ${JSON.stringify(r)}`);
-      }
+      await assertUploadsRefused(agent, port, upCases);
 
       // Nothing happened: no event reached the UI, no jam is listening, no file was kept.
       await sleep(1000);
       assertEquals(actions(agent.since(before)), [], "no event after the refused attempts");
       assertEquals(
-        await agent.call("tcpConnect", "127.0.0.1", jamPort),
+        await agent.call("tcpConnect", "127.0.0.1", jam.port),
         "refused",
         "no jam was created",
       );
@@ -827,13 +893,8 @@ Deno.test({
       assertTrue(!agent.ctl().some((e) => e.type === "session"), "still on Home");
       assertEquals(await leftovers(uploads), [], "no uploaded file kept");
       // The right token passes the lock and meets the next check (no jam yet): 422, not 403.
-      const early = await agent.call("rawHttp", {
-        host: "127.0.0.1",
-        port,
-        method: "POST",
-        path: "/upload?name=early.mp3",
-        headers: { "X-PhaseLock-Token": token },
-        bodyFile: GOOD_MP3,
+      const early = await upload(agent, port, "/upload?name=early.mp3", {
+        "X-PhaseLock-Token": token,
       });
       assertEquals(early.status, 422, JSON.stringify(early));
       assertTrue(/Create or join a jam first/.test(early.body), early.body);
@@ -860,49 +921,20 @@ Deno.test({
         send: [],
       });
       assertEquals(ok2.status, 101, "the control server's own origin is allowed");
-      const mark = agent.mark();
-      assertTrue(await agent.call("ctlSend", create), "create sent");
-      const session = await agent.waitCtl((e) => e.type === "session", "the jam", mark);
-      assertEquals(session.port, jamPort);
-      assertEquals(await agent.call("tcpConnect", "127.0.0.1", jamPort), "connected");
+      await createJam(agent, jam);
+      assertEquals(await agent.call("tcpConnect", "127.0.0.1", jam.port), "connected");
 
       // With a jam, refused uploads still add nothing, refused sockets still run nothing.
-      const mark2 = agent.mark();
-      for (const [what, path, headers] of upCases) {
-        const r = await agent.call("rawHttp", {
-          host: "127.0.0.1",
-          port,
-          method: "POST",
-          path,
-          headers,
-          bodyFile: GOOD_MP3,
-        });
-        assertEquals(r.status, 403, `upload with ${what} (jam open): ${JSON.stringify(r)}`);
-      }
-      for (const [what, path, headers] of wsCases) {
-        const r = await agent.call("rawWs", {
-          host: "127.0.0.1",
-          port,
-          path,
-          headers,
-          send: ['{"cmd":"add-demo"}', '{"cmd":"play"}', '{"cmd":"leave"}'],
-          listenMs: 300,
-        });
-        assertEquals(r.status, 403, `WebSocket with ${what} (jam open)`);
-      }
-      await sleep(1000);
-      assertEquals(actions(agent.since(mark2)), [], "no event after refused attempts");
-      const st = await status(agent);
-      assertEquals([st.queueLength, st.transport], [0, "stopped"], JSON.stringify(st));
-      assertEquals(await leftovers(uploads), [], "no uploaded file kept");
+      const mark = agent.mark();
+      const jamOpen = " (jam open)";
+      await assertUploadsRefused(agent, port, upCases, jamOpen);
+      const commands = ['{"cmd":"add-demo"}', '{"cmd":"play"}', '{"cmd":"leave"}'];
+      await assertSocketsRefused(agent, port, wsCases, commands, jamOpen, 300);
+      await assertNothingHappened(agent, mark, uploads, "no event after refused attempts");
       // …and the right token uploads (positive control for the upload probes).
-      const up = await agent.call("rawHttp", {
-        host: "127.0.0.1",
-        port,
-        method: "POST",
-        path: "/upload?name=good.mp3",
-        headers: { "X-PhaseLock-Token": token, Origin: `http://${loop}` },
-        bodyFile: GOOD_MP3,
+      const up = await upload(agent, port, "/upload?name=good.mp3", {
+        "X-PhaseLock-Token": token,
+        Origin: `http://${loop}`,
       });
       assertEquals(up.status, 200, `the right token uploads: ${JSON.stringify(up)}`);
       assertEquals((await status(agent)).queueLength, 1, "the good upload is queued");
@@ -915,17 +947,8 @@ Deno.test({
   ...opts,
   fn: () =>
     withLan(1, 240_000, async (lan, tmp, scope) => {
-      const { port, token, uploads } = await startApp(scope, lan, 0, tmp, "127.0.0.1");
-      const agent = new Agent(scope, lan, 0);
-      await agent.ready();
-      assertTrue(await agent.call("observe", port, token), "the legitimate UI connects");
-      await agent.waitCtl((e) => e.type === "home", "Home");
-      const jamPort = 20000 + Math.floor(Math.random() * 30000);
-      await agent.call(
-        "ctlSend",
-        JSON.stringify({ cmd: "create", session: "Uploads", name: "Alex", port: jamPort }),
-      );
-      await agent.waitCtl((e) => e.type === "session", "the jam");
+      const { port, token, uploads, agent } = await startObservedApp(scope, lan, tmp);
+      await createJam(agent, jamCommand("Uploads", "Alex"));
       const limitMb = MAX_FILE_BYTES / MB;
       assertEquals(limitMb, 50);
 
@@ -989,14 +1012,13 @@ Deno.test({
 
       // Not an MP3: a sentence, nothing queued, nothing kept.
       const mark = agent.mark();
-      const bad = await agent.call("rawHttp", {
-        host: "127.0.0.1",
+      const bad = await upload(
+        agent,
         port,
-        method: "POST",
-        path: "/upload?name=notes.mp3",
-        headers: { "X-PhaseLock-Token": token },
-        bodyFile: NOT_MP3,
-      });
+        "/upload?name=notes.mp3",
+        { "X-PhaseLock-Token": token },
+        NOT_MP3,
+      );
       assertEquals(bad.status, 422, JSON.stringify(bad));
       const sentence = JSON.parse(bad.body).error as string;
       assertTrue(/^Cannot use "notes\.mp3": .{10,}/.test(sentence), sentence);
@@ -1019,14 +1041,13 @@ Deno.test({
           "%2e%2e%2fevil.mp3",
         ]
       ) {
-        const r = await agent.call("rawHttp", {
-          host: "127.0.0.1",
+        const r = await upload(
+          agent,
           port,
-          method: "POST",
-          path: `/upload?name=${encodeURIComponent(name)}`,
-          headers: { "X-PhaseLock-Token": token },
-          bodyFile: NOT_MP3,
-        });
+          `/upload?name=${encodeURIComponent(name)}`,
+          { "X-PhaseLock-Token": token },
+          NOT_MP3,
+        );
         assertEquals(r.status, 422, `name ${name}: ${JSON.stringify(r)}`);
       }
       assertEquals(await leftovers(uploads), [], "the refused files are removed");
@@ -1034,13 +1055,8 @@ Deno.test({
       assertEquals(stray, [], "nothing written outside the upload folder");
 
       // Positive control: a real MP3 of the same route is queued and kept.
-      const good = await agent.call("rawHttp", {
-        host: "127.0.0.1",
-        port,
-        method: "POST",
-        path: "/upload?name=tones.mp3",
-        headers: { "X-PhaseLock-Token": token },
-        bodyFile: GOOD_MP3,
+      const good = await upload(agent, port, "/upload?name=tones.mp3", {
+        "X-PhaseLock-Token": token,
       });
       assertEquals(good.status, 200, JSON.stringify(good));
       assertEquals((await status(agent)).queueLength, 1, "the MP3 is queued");
@@ -1058,14 +1074,10 @@ Deno.test({
       const { app, port, token } = await startApp(scope, lan, 0, tmp);
       const host = new Agent(scope, lan, 0), mallory = new Agent(scope, lan, 1);
       await Promise.all([host.ready(), mallory.ready()]);
-      assertTrue(await host.call("observe", port, token), "the legitimate UI connects");
-      await host.waitCtl((e) => e.type === "home", "Home");
-      const jamPort = 20000 + Math.floor(Math.random() * 30000);
-      await host.call(
-        "ctlSend",
-        JSON.stringify({ cmd: "create", session: "LAN Jam", name: "Alex", port: jamPort }),
-      );
-      const session = await host.waitCtl((e) => e.type === "session", "the jam");
+      await observeApp(host, port, token);
+      const jam = jamCommand("LAN Jam", "Alex");
+      const jamPort = jam.port;
+      const session = await createJam(host, jam);
       const ip = lan.ip(0);
       assertEquals(session.host, ip, "the jam is announced on the LAN address");
       await host.call("ctlSend", '{"cmd":"add-demo"}');
@@ -1103,25 +1115,18 @@ Deno.test({
 
       // The jam port: no upload route, with or without the (leaked) token.
       for (const headers of [{}, { "X-PhaseLock-Token": token }] as Record<string, string>[]) {
-        const r = await mallory.call("rawHttp", {
-          host: ip,
-          port: jamPort,
-          method: "POST",
-          path: "/upload?name=evil.mp3",
-          headers,
-          bodyFile: GOOD_MP3,
-        });
+        const r = await upload(mallory, jamPort, "/upload?name=evil.mp3", headers, GOOD_MP3, ip);
         assertEquals(r.status, 404, `POST /upload on the jam port: ${JSON.stringify(r)}`);
       }
       // Its Host pretending to be the control server changes nothing either.
-      const spoof = await mallory.call("rawHttp", {
-        host: ip,
-        port: jamPort,
-        method: "POST",
-        path: "/upload?name=evil.mp3",
-        headers: { "X-PhaseLock-Token": token, Host: `127.0.0.1:${port}` },
-        bodyFile: GOOD_MP3,
-      });
+      const spoof = await upload(
+        mallory,
+        jamPort,
+        "/upload?name=evil.mp3",
+        { "X-PhaseLock-Token": token, Host: `127.0.0.1:${port}` },
+        GOOD_MP3,
+        ip,
+      );
       assertEquals(spoof.status, 404, JSON.stringify(spoof));
       // Not the UI: `/` is a sentence, the UI's files are not there.
       const root = await mallory.call("rawHttp", { host: ip, port: jamPort, path: "/" });
@@ -1138,7 +1143,7 @@ Deno.test({
         '{"cmd":"play"}',
         '{"cmd":"skip"}',
         '{"cmd":"add","path":"/etc/passwd"}',
-        JSON.stringify({ cmd: "create", session: "Pwned", name: "M", port: jamPort + 1 }),
+        jamCommand("Pwned", "M", jamPort + 1).cmd,
         '{"cmd":"leave"}',
         '{"cmd":"quit"}',
         "play",
@@ -1308,17 +1313,8 @@ Deno.test({
   ...opts,
   fn: () =>
     withLan(1, 240_000, async (lan, tmp, scope) => {
-      const { port, token, uploads } = await startApp(scope, lan, 0, tmp, "127.0.0.1");
-      const agent = new Agent(scope, lan, 0);
-      await agent.ready();
-      assertTrue(await agent.call("observe", port, token), "the legitimate UI connects");
-      await agent.waitCtl((e) => e.type === "home", "Home");
-      const jamPort = 20000 + Math.floor(Math.random() * 30000);
-      await agent.call(
-        "ctlSend",
-        JSON.stringify({ cmd: "create", session: "Browser Jam", name: "Alex", port: jamPort }),
-      );
-      await agent.waitCtl((e) => e.type === "session", "the jam");
+      const { port, token, uploads, agent } = await startObservedApp(scope, lan, tmp);
+      await createJam(agent, jamCommand("Browser Jam", "Alex"));
       const browser = await chromiumIn(scope, lan, 0, tmp);
 
       // Positive control: the app's own page, with the token, shows the jam.
@@ -1408,10 +1404,6 @@ Deno.test({
       assertEquals(inside, { up: 403, js: 403, ws: "closed" });
 
       // Nothing happened: no event, nothing queued, no file kept, the jam still there.
-      await sleep(1000);
-      assertEquals(actions(agent.since(mark)), [], "no event from the attacks");
-      const st = await status(agent);
-      assertEquals([st.queueLength, st.transport], [0, "stopped"], JSON.stringify(st));
-      assertEquals(await leftovers(uploads), [], "no uploaded file kept");
+      await assertNothingHappened(agent, mark, uploads, "no event from the attacks");
     }),
 });

@@ -10,6 +10,7 @@ import { openWindow, windowProblem, WindowUnavailableError } from "../app/window
 import {
   colorShare,
   distinctColors,
+  type PrivateDisplay,
   requestCloseLikeUser,
   screenshot,
   startXvfb,
@@ -100,11 +101,33 @@ Deno.test("windowProblem() names WebKitGTK when the library cannot load", async 
   }
 });
 
-Deno.test("a window shows its page, idles cheaply, and close() lets its process exit", async () => {
+/**
+ * Runs `fn` with a window child on a fresh Xvfb, showing a {@link TestPage} (`args` follow the
+ * page's URL: title, then an optional new title); once `fn` has asked the window to close, the
+ * child must report "closed" and exit with code 0. The child, page and Xvfb are always stopped.
+ */
+async function withWindowChild(
+  args: string[],
+  fn: (x: PrivateDisplay, page: TestPage, child: Child) => Promise<void>,
+): Promise<void> {
   const x = await startXvfb();
   const page = new TestPage();
-  const child = new Child("window", { DISPLAY: x.display }, [page.url, "PhaseLock window test"]);
+  const child = new Child("window", { DISPLAY: x.display }, [page.url, ...args]);
   try {
+    await fn(x, page, child);
+    await child.next("closed");
+    const status = await child.exited(5000);
+    assertTrue(status.success, `child exited with ${status.code}: ${child.stderr}`);
+  } finally {
+    child.kill();
+    await child.exited().catch(() => {});
+    await page.close();
+    await x.stop();
+  }
+}
+
+Deno.test("a window shows its page, idles cheaply, and close() lets its process exit", async () => {
+  await withWindowChild(["PhaseLock window test"], async (x, page, child) => {
     const opening = await child.next("opening");
     const opened = await child.next("opened");
     const loadedMs = await page.loaded;
@@ -150,35 +173,16 @@ Deno.test("a window shows its page, idles cheaply, and close() lets its process 
     assertTrue(cpu < 0.25, `idle window uses ${(cpu * 100).toFixed(0)} % CPU`);
 
     await child.send("close");
-    await child.next("closed");
-    const status = await child.exited(5000);
-    assertTrue(status.success, `child exited with ${status.code}: ${child.stderr}`);
-  } finally {
-    child.kill();
-    await child.exited().catch(() => {});
-    await page.close();
-    await x.stop();
-  }
+  });
 });
 
 Deno.test("a renamed window closed by the user (WM_DELETE_WINDOW) resolves closed; the process exits", async () => {
-  const x = await startXvfb();
-  const page = new TestPage();
   const title = "PhaseLock close test";
-  const child = new Child("window", { DISPLAY: x.display }, [page.url, "PhaseLock", title]);
-  try {
+  await withWindowChild(["PhaseLock", title], async (x, page, child) => {
     await child.next("opened");
     await page.painted;
     assertTrue(requestCloseLikeUser(x.display, title), `no window titled "${title}"`);
-    await child.next("closed");
-    const status = await child.exited(5000);
-    assertTrue(status.success, `child exited with ${status.code}: ${child.stderr}`);
-  } finally {
-    child.kill();
-    await child.exited().catch(() => {});
-    await page.close();
-    await x.stop();
-  }
+  });
 });
 
 /** A loopback page (#121212 with a #1DB954 block) that reports its load and first paint. */

@@ -126,3 +126,54 @@ export async function procUsage(
     return null;
   }
 }
+
+/**
+ * Pids of every live descendant of `pid` (for the app: WebKit's web and network processes),
+ * from /proc/PID/task/TID/children.
+ */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number) => {
+    let tasks: string[] = [];
+    try {
+      tasks = [...Deno.readDirSync(`/proc/${p}/task`)].map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const t of tasks) {
+      let kids = "";
+      try {
+        kids = Deno.readTextFileSync(`/proc/${p}/task/${t}/children`);
+      } catch { /* thread gone */ }
+      for (const k of kids.trim().split(/\s+/).filter(Boolean).map(Number)) {
+        if (!out.includes(k)) {
+          out.push(k);
+          walk(k);
+        }
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Whether `pid` exists and is not a zombie, from /proc. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves with the exit status, or null if the process is still running after `ms`. */
+export async function exitWithin(p: AppProcess, ms: number): Promise<Deno.CommandStatus | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((r) => timer = setTimeout(() => r(null), ms));
+  try {
+    return await Promise.race([p.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
