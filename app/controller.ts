@@ -304,6 +304,8 @@ export class AppController {
   async #home(message?: string) {
     if (this.#session) return; // a session started meanwhile: it is what the UI shows
     this.#clearSessionState();
+    // The list from before the session is stale (the jam just left may be gone): start afresh.
+    if (this.#state.has("jams")) this.emit({ type: "jams", jams: [] });
     const s = await this.opts.appSettings.load();
     this.emit({
       type: "home",
@@ -328,7 +330,7 @@ export class AppController {
       while (!ac.signal.aborted) {
         let jams: JamListing[] = [];
         try {
-          jams = (await find(1500, ac.signal)).map(({ protocolVersion: _, ...j }) => j);
+          jams = await find(1500, ac.signal);
         } catch { /* no multicast here: an empty list, try again */ }
         if (ac.signal.aborted) return;
         const key = JSON.stringify(jams);

@@ -363,8 +363,8 @@ export interface DeviceHealth {
   placementMs: number;
 }
 
-/** A jam found on the LAN, as Home lists it. */
-export type JamListing = Omit<DiscoveredJam, "protocolVersion">;
+/** A jam found on the LAN, as Home lists it (one of another version is shown, not joinable). */
+export type JamListing = DiscoveredJam;
 
 export interface InboxEntry {
   id: number;

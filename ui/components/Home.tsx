@@ -1,6 +1,7 @@
 /// <reference lib="dom" />
 import { useState } from "preact/hooks";
 import type { Command } from "../../session/commands.ts";
+import { PROTOCOL_VERSION } from "../../session/protocol.ts";
 import type { HomeModel } from "../models/home.ts";
 
 /** Home: create a jam, or join one found on the LAN or typed as IP:port. */
@@ -119,10 +120,19 @@ export function Home(props: { model: HomeModel; send: (c: Command) => void }) {
             {m.jams.value.length === 0 && <li class="muted">Looking for jams… (none found yet)</li>}
             {m.jams.value.map((j) => (
               <li key={`${j.address}:${j.port}`}>
-                <button type="button" class="jam" onClick={() => join(`${j.address}:${j.port}`)}>
+                <button
+                  type="button"
+                  class="jam"
+                  disabled={j.protocolVersion !== PROTOCOL_VERSION}
+                  title={j.protocolVersion !== PROTOCOL_VERSION
+                    ? "This jam runs another version of PhaseLock"
+                    : undefined}
+                  onClick={() => join(`${j.address}:${j.port}`)}
+                >
                   <span class="jam-name">{j.session}</span>
                   <span class="muted">
                     {` — hosted by ${j.host} — ${j.peers}/${j.maxPeers} peers`}
+                    {j.protocolVersion !== PROTOCOL_VERSION && " — another PhaseLock version"}
                   </span>
                 </button>
               </li>

@@ -61,6 +61,7 @@ Deno.test("home event shows Home with the remembered names and why we came back"
       port: 7420,
       peers: 2,
       maxPeers: 5,
+      protocolVersion: 2,
     }],
   });
   assert.equal(models.home.jams.value.length, 1);
