@@ -4,6 +4,7 @@
  * Closing the window, `quit` from the UI, or a signal ends the session cleanly (peers told).
  */
 import type { LogFile } from "../log/log_file.ts";
+import type { EngineEvent } from "../session/commands.ts";
 import { newToken, serveControl } from "../server/control.ts";
 import { AppSettings } from "./app_settings.ts";
 import { AppController } from "./controller.ts";
@@ -18,7 +19,7 @@ import {
   settingsStore,
 } from "./options.ts";
 import { ensureBundle, filePath, loadUiAssets } from "./ui_assets.ts";
-import { openWindow, windowProblem, WindowUnavailableError } from "./window.ts";
+import { openWindow, setWindowBusy, windowProblem, WindowUnavailableError } from "./window.ts";
 
 /** The built-in demo track, made by `assets/make_demo.ts`. */
 export const DEMO_TRACK = new URL("../assets/demo.mp3", import.meta.url);
@@ -56,6 +57,8 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
     { clock: () => clockOf(flags), record: (e) => logFile.write(e) },
   );
 
+  const activity = windowActivity();
+  controller.subscribe((e) => activity.event(e));
   let quit!: () => void;
   const quitting = new Promise<void>((r) => quit = r);
   const control = serveControl(controller, {
@@ -63,6 +66,7 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
     uploadDir: cacheDir(flags, "uploads"),
     assets: () => Promise.resolve(assets),
     onQuit: () => quit(),
+    onActivity: () => activity.touch(),
   });
   await controller.start();
 
@@ -96,9 +100,35 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
   await quitting;
   Deno.removeSignalListener("SIGINT", quit);
   Deno.removeSignalListener("SIGTERM", quit);
+  activity.stop();
   await controller.close();
   window?.close();
   await control.stop();
   say("PhaseLock closed.");
   return EXIT.ok;
+}
+
+/**
+ * Whether the window shows something moving: playback (the progress bar), or a person who
+ * used it in the last few seconds. The window is pumped fast only then (see setWindowBusy).
+ */
+function windowActivity() {
+  const LINGER_MS = 3000;
+  let playing = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const update = () => {
+    clearTimeout(timer);
+    setWindowBusy(true);
+    timer = setTimeout(() => setWindowBusy(playing), LINGER_MS);
+  };
+  return {
+    touch: update,
+    event(e: EngineEvent) {
+      if (e.type === "playing") playing = true;
+      else if (e.type === "paused" || e.type === "stopped" || e.type === "home") playing = false;
+      else return;
+      update();
+    },
+    stop: () => clearTimeout(timer),
+  };
 }

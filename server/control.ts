@@ -34,6 +34,8 @@ export interface ControlOptions {
   assets: () => Promise<UiAssets>;
   /** The user asked to quit (the `quit` command). */
   onQuit: () => void;
+  /** A person did something in the UI (a command or an upload; not the clock pings). */
+  onActivity?: () => void;
 }
 
 /** The app's mark: a green disc with a ring, as in the Home screen's title. */
@@ -147,6 +149,7 @@ export function createControlApp(target: ControlTarget, opts: ControlOptions, po
             return;
           }
           if (cmd.cmd === "quit") return opts.onQuit();
+          opts.onActivity?.();
           target.run(cmd).catch((err) =>
             ws.send(JSON.stringify({ type: "error", message: (err as Error).message }))
           );
@@ -164,6 +167,7 @@ export function createControlApp(target: ControlTarget, opts: ControlOptions, po
     if (!authorised(c.req.header("X-PhaseLock-Token")) || !sameOrigin(c.req.header("Origin"))) {
       return c.json({ error: "Not allowed." }, 403);
     }
+    opts.onActivity?.();
     const fileName = safeFileName(c.req.query("name") ?? "");
     const declared = Number(c.req.header("Content-Length") ?? NaN);
     const tooBig = `"${fileName}" is larger than ${MAX_FILE_BYTES / 1048576} MB, the limit.`;
