@@ -5,14 +5,9 @@
  * the same `EngineEvent`s; a UI that connects late gets the current state replayed.
  */
 import type { SinkBackend } from "../audio/sink.ts";
-import { browse, type DiscoveredJam } from "../net/discovery.ts";
+import { type DiscoveredJam, watchJams } from "../net/discovery.ts";
 import type { LocalClock } from "../net/local_clock.ts";
-import {
-  type Command,
-  type EngineEvent,
-  type JamListing,
-  parseAddress,
-} from "../session/commands.ts";
+import { type Command, type EngineEvent, parseAddress } from "../session/commands.ts";
 import type { DeviceSettings, SettingsStore } from "../session/device_settings.ts";
 import { HostEngine } from "../session/host.ts";
 import { PeerEngine } from "../session/peer.ts";
@@ -43,7 +38,7 @@ export interface AppComponents {
   /** Every event also goes here (the log, stdout in `--no-window` mode). */
   record?: (e: EngineEvent) => void;
   /** LAN discovery; injected so tests can run without multicast. */
-  browse?: (timeoutMs: number, signal?: AbortSignal) => Promise<DiscoveredJam[]>;
+  watchJams?: (onChange: (jams: DiscoveredJam[]) => void, signal: AbortSignal) => void;
 }
 
 type Session =
@@ -319,27 +314,15 @@ export class AppController {
     if (this.opts.discover !== false && !this.#closed) this.#discover();
   }
 
-  /** Browses the LAN every few seconds while no session runs; emits the list when it changes. */
+  /** Watches the LAN for jams while no session runs; emits the list when it changes. */
   #discover() {
     this.#discovery?.abort();
     const ac = new AbortController();
     this.#discovery = ac;
-    const find = this.parts.browse ?? browse;
-    let last = "";
-    (async () => {
-      while (!ac.signal.aborted) {
-        let jams: JamListing[] = [];
-        try {
-          jams = await find(1500, ac.signal);
-        } catch { /* no multicast here: an empty list, try again */ }
-        if (ac.signal.aborted) return;
-        const key = JSON.stringify(jams);
-        if (key !== last) {
-          last = key;
-          this.emit({ type: "jams", jams });
-        }
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    })();
+    try {
+      (this.parts.watchJams ?? watchJams)((jams) => {
+        if (!ac.signal.aborted) this.emit({ type: "jams", jams });
+      }, ac.signal);
+    } catch { /* no multicast here: Home offers the address field */ }
   }
 }

@@ -16,11 +16,10 @@ const jam = (peers: number): DiscoveredJam => ({
   protocolVersion: 2,
 });
 
-/** A controller on a temp folder whose LAN browse answers from `answers`, one per call. */
+/** A controller on a temp folder whose LAN watcher reports `answers`, one every 10 ms. */
 async function setup(answers: DiscoveredJam[][], demoPath?: string) {
   const dir = await Deno.makeTempDir({ prefix: "phaselock-ctl-" });
   const events: EngineEvent[] = [];
-  let calls = 0;
   const c = new AppController({
     audio: "null",
     settings: new SettingsStore(`${dir}/settings.json`),
@@ -32,30 +31,26 @@ async function setup(answers: DiscoveredJam[][], demoPath?: string) {
   }, {
     clock: () => makeLocalClock(),
     record: (e) => events.push(e),
-    browse: (_ms, signal) =>
-      new Promise((resolve) => {
-        const t = setTimeout(() => resolve(answers[Math.min(calls++, answers.length - 1)]), 10);
-        signal?.addEventListener("abort", () => {
-          clearTimeout(t);
-          resolve([]);
-        });
-      }),
+    watchJams: (onChange, signal) => {
+      const timers = answers.map((a, i) => setTimeout(() => onChange(a), 10 * (i + 1)));
+      signal.addEventListener("abort", () => timers.forEach(clearTimeout));
+    },
   });
   return { c, dir, events };
 }
 
-Deno.test("Home lists LAN jams and says so again only when the list changes", async () => {
-  const { c, dir, events } = await setup([[], [jam(1)], [jam(1)], [jam(2)]]);
+Deno.test("Home shows the LAN's jams as the watcher reports them", async () => {
+  const { c, dir, events } = await setup([[], [jam(1)], [jam(2)]]);
   try {
     await c.start();
-    const deadline = Date.now() + 8000;
+    const deadline = Date.now() + 5000;
     while (events.filter((e) => e.type === "jams").length < 3 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
     const lists = events.filter((e) => e.type === "jams").map((e) =>
       (e as { jams: { peers: number }[] }).jams.map((j) => j.peers)
     );
-    assert.deepEqual(lists.slice(0, 3), [[], [1], [2]]);
+    assert.deepEqual(lists, [[], [1], [2]]);
     assert.equal(events[0].type, "home");
   } finally {
     await c.close();

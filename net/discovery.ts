@@ -122,23 +122,23 @@ function unescapeLabel(s: string): string {
   return s.replace(/\\(.)/g, "$1");
 }
 
-/** Asks the LAN for jams and collects answers for `timeoutMs`. */
-export async function browse(timeoutMs = 1500, signal?: AbortSignal): Promise<DiscoveredJam[]> {
-  const m = openMdns();
-  m.on("error", () => {});
-  m.on("warning", () => {});
-  type Rec = { name: string; type: string; data: unknown; ttl?: number };
-  const ptr = new Set<string>();
-  const srv = new Map<string, { port: number; target: string }>();
-  const txt = new Map<string, Record<string, string>>();
-  const addr = new Map<string, string>();
-  m.on("response", (r: { answers: Rec[]; additionals?: Rec[] }) => {
+type Rec = { name: string; type: string; data: unknown; ttl?: number };
+
+/** What mDNS answers have said about jams so far; turns them into the list of jams. */
+class JamRecords {
+  /** Instance names, with when they were last announced (ms). */
+  readonly ptr = new Map<string, number>();
+  readonly srv = new Map<string, { port: number; target: string }>();
+  readonly txt = new Map<string, Record<string, string>>();
+  readonly addr = new Map<string, string>();
+
+  take(r: { answers: Rec[]; additionals?: Rec[] }, nowMs: number): void {
     for (const rec of [...r.answers, ...(r.additionals ?? [])]) {
       if (rec.type === "PTR" && rec.name === SERVICE) {
-        if (rec.ttl === 0) ptr.delete(rec.data as string);
-        else ptr.add(rec.data as string);
+        if (rec.ttl === 0) this.ptr.delete(rec.data as string);
+        else this.ptr.set(rec.data as string, nowMs);
       } else if (rec.type === "SRV") {
-        srv.set(rec.name, rec.data as { port: number; target: string });
+        this.srv.set(rec.name, rec.data as { port: number; target: string });
       } else if (rec.type === "TXT") {
         const kv: Record<string, string> = {};
         for (const b of rec.data as Uint8Array[]) {
@@ -146,36 +146,98 @@ export async function browse(timeoutMs = 1500, signal?: AbortSignal): Promise<Di
           const eq = s.indexOf("=");
           if (eq > 0) kv[s.slice(0, eq)] = s.slice(eq + 1);
         }
-        txt.set(rec.name, kv);
-      } else if (rec.type === "A") addr.set(rec.name, rec.data as string);
+        this.txt.set(rec.name, kv);
+      } else if (rec.type === "A") this.addr.set(rec.name, rec.data as string);
     }
-  });
-  const ask = () => m.query({ questions: [{ name: SERVICE, type: "PTR" }] });
-  ask();
-  const again = setTimeout(ask, Math.min(500, timeoutMs / 3));
+  }
+
+  /** Forgets jams not announced since `sinceMs` (a host that vanished without a goodbye). */
+  expire(sinceMs: number): void {
+    for (const [name, seenMs] of this.ptr) if (seenMs < sinceMs) this.ptr.delete(name);
+  }
+
+  jams(): DiscoveredJam[] {
+    const jams: DiscoveredJam[] = [];
+    for (const name of this.ptr.keys()) {
+      const s = this.srv.get(name), t = this.txt.get(name) ?? {};
+      const a = s && this.addr.get(s.target);
+      if (!s || !a) continue;
+      jams.push({
+        session: unescapeLabel(name.slice(0, -SERVICE.length - 1)),
+        host: t.host ?? "",
+        address: a,
+        port: s.port,
+        peers: Number(t.peers ?? 0),
+        maxPeers: Number(t.max ?? 0),
+        protocolVersion: Number(t.v ?? 0),
+      });
+    }
+    return jams;
+  }
+}
+
+function ask(m: Mdns) {
+  m.query({ questions: [{ name: SERVICE, type: "PTR" }] });
+}
+
+/** Asks the LAN for jams and collects answers for `timeoutMs`. */
+export async function browse(timeoutMs = 1500, signal?: AbortSignal): Promise<DiscoveredJam[]> {
+  const m = openMdns();
+  m.on("error", () => {});
+  m.on("warning", () => {});
+  const records = new JamRecords();
+  m.on("response", (r: { answers: Rec[]; additionals?: Rec[] }) => records.take(r, 0));
+  ask(m);
+  const again = setTimeout(() => ask(m), Math.min(500, timeoutMs / 3));
   await new Promise<void>((resolve) => {
     const t = setTimeout(resolve, timeoutMs);
     signal?.addEventListener("abort", () => {
       clearTimeout(t);
       resolve();
-    });
+    }, { once: true });
   });
   clearTimeout(again);
   m.destroy();
-  const jams: DiscoveredJam[] = [];
-  for (const name of ptr) {
-    const s = srv.get(name), t = txt.get(name) ?? {};
-    const a = s && addr.get(s.target);
-    if (!s || !a) continue;
-    jams.push({
-      session: unescapeLabel(name.slice(0, -SERVICE.length - 1)),
-      host: t.host ?? "",
-      address: a,
-      port: s.port,
-      peers: Number(t.peers ?? 0),
-      maxPeers: Number(t.max ?? 0),
-      protocolVersion: Number(t.v ?? 0),
-    });
-  }
-  return jams;
+  return records.jams();
+}
+
+/** How often a watcher asks; a jam not heard of for three rounds is dropped. */
+const WATCH_QUERY_MS = 4000;
+
+/**
+ * Keeps listening for jams until `signal` aborts and calls `onChange` with the whole list each
+ * time it changes: a host's announcement (a peer joined, the jam ended) shows at once, not at
+ * the next round of asking.
+ */
+export function watchJams(onChange: (jams: DiscoveredJam[]) => void, signal: AbortSignal): void {
+  const m = openMdns();
+  m.on("error", () => {});
+  m.on("warning", () => {});
+  const records = new JamRecords();
+  let last = "";
+  const check = () => {
+    const jams = records.jams();
+    const key = JSON.stringify(jams);
+    if (key !== last) {
+      last = key;
+      onChange(jams);
+    }
+  };
+  m.on("response", (r: { answers: Rec[]; additionals?: Rec[] }) => {
+    records.take(r, performance.now());
+    check();
+  });
+  ask(m);
+  const timers = [
+    setTimeout(() => ask(m), 500),
+    setInterval(() => {
+      records.expire(performance.now() - 3 * WATCH_QUERY_MS);
+      check();
+      ask(m);
+    }, WATCH_QUERY_MS),
+  ];
+  signal.addEventListener("abort", () => {
+    for (const t of timers) clearTimeout(t);
+    m.destroy();
+  }, { once: true });
 }
