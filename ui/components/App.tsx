@@ -89,6 +89,15 @@ export function App(props: { models: Models; client: UiClient }) {
   }, []);
 
   const inSession = screen === "host" || screen === "peer";
+  /** What both session screens get. */
+  const screenProps = {
+    models,
+    send,
+    hostNowMs: client.hostNowMs,
+    pickFiles,
+    uploads,
+    onHelp: () => setHelp(true),
+  };
   return (
     <div
       class={`app${dropping ? " dropping" : ""}`}
@@ -129,26 +138,8 @@ export function App(props: { models: Models; client: UiClient }) {
         </main>
       )}
       {screen === "home" && <Home model={models.home} send={send} />}
-      {screen === "host" && (
-        <HostScreen
-          models={models}
-          send={send}
-          hostNowMs={client.hostNowMs}
-          pickFiles={pickFiles}
-          uploads={uploads}
-          onHelp={() => setHelp(true)}
-        />
-      )}
-      {screen === "peer" && (
-        <PeerScreen
-          models={models}
-          send={send}
-          hostNowMs={client.hostNowMs}
-          pickFiles={pickFiles}
-          uploads={uploads}
-          onHelp={() => setHelp(true)}
-        />
-      )}
+      {screen === "host" && <HostScreen {...screenProps} />}
+      {screen === "peer" && <PeerScreen {...screenProps} />}
       <Notices model={models.notices} send={send} />
       {dropping && (
         <div class="drop-hint" aria-hidden="true">
