@@ -247,6 +247,11 @@ Deno.test({
 
       // Requests from the peer: one accepted, one rejected, from the drawer.
       await peer.send(`request ${files[3]}`);
+      await peer.waitFor(
+        (e) => e.type === "request" && e.state === "waiting",
+        10000,
+        "Delta filed",
+      );
       await page.getByRole("button", { name: "Accept Delta" }).click({ timeout: 10000 });
       await peer.waitFor((e) => e.type === "request" && e.state === "queued", 15000, "queued");
       await page.locator(".queue-list .track-title", { hasText: "Delta" }).waitFor();
@@ -322,8 +327,10 @@ Deno.test({
       host.p.kill("SIGTERM");
       assertEquals((await host.p.exited).code, 0);
     } catch (e) {
+      const quiet = new Set(["clock", "peers", "transfer", "health"]);
       for (const p of procs) {
-        console.error(JSON.stringify(p.events.slice(-12)).slice(0, 3000), p.stderr.slice(-1500));
+        const told = p.events.filter((e) => !quiet.has(e.type)).slice(-25);
+        console.error(JSON.stringify(told).slice(0, 6000), p.stderr.slice(-1500));
       }
       throw e;
     } finally {
