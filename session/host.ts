@@ -290,7 +290,7 @@ export class HostEngine {
     this.#transport.seek(seconds);
   }
   skipTrack(): void {
-    this.#transport.skip();
+    this.#transport.skipTrack();
   }
 
   /**

@@ -182,7 +182,7 @@ export class Transport {
   }
 
   /** Moves the queue on; if it was playing, the next track plays (or starts once it can). */
-  skip(): void {
+  skipTrack(): void {
     this.#startWhenReady = false;
     const armed = this.#armed;
     const now = this.deps.clock.now();

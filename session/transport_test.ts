@@ -210,7 +210,7 @@ Deno.test("skip() within the lead of the armed transition is refused: it is alre
   t.transport.play();
   const end = T0 + LEAD_MS + 10_000;
   t.advanceTo(end - LEAD_MS + 1);
-  t.transport.skip();
+  t.transport.skipTrack();
   assertEquals(t.ofType("notice").at(-1)!.message, 'Already moving on to "B".');
   assertEquals(t.queue.currentId, "a");
   assertEquals(t.transport.armed, { trackId: "b", atHostMs: end });
@@ -220,7 +220,7 @@ Deno.test("skip() while playing starts the next track a lead time from now", () 
   const t = setup();
   t.transport.play();
   t.advanceTo(T0 + 3000);
-  t.transport.skip();
+  t.transport.skipTrack();
   assertEquals(t.queue.currentId, "b");
   assertEquals(t.sent.at(-1), {
     type: "play",
@@ -229,7 +229,7 @@ Deno.test("skip() while playing starts the next track a lead time from now", () 
     atHostMs: T0 + 3000 + LEAD_MS,
   });
   // At the last track there is nothing to skip to.
-  t.transport.skip();
+  t.transport.skipTrack();
   assertEquals(
     t.ofType("error").at(-1)!.message,
     "Nothing to skip to: this is the last track in the queue.",
@@ -241,7 +241,7 @@ Deno.test("skip() to a track not ready everywhere silences the old one and waits
   t.waiting.set("b", ["Kim (waiting)"]);
   t.transport.play();
   t.advanceTo(T0 + 3000);
-  t.transport.skip();
+  t.transport.skipTrack();
   assertEquals(t.sent.at(-1), { type: "pause", atHostMs: T0 + 3000 + LEAD_MS });
   assertEquals([t.transport.state.state, t.transport.waitingToStart], ["stopped", true]);
 });
