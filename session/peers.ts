@@ -47,6 +47,7 @@ export interface Peer {
   readonly name: string;
   readonly ws: SocketLike;
   readonly audio: { backend: string; device: boolean };
+  readonly client: "native" | "browser";
   /** The peer's last clock report, null until the first. */
   clock: Omit<ClockReportMsg, "type"> | null;
   /** Host time of the last clock report (or of admission). */
@@ -85,7 +86,7 @@ export class PeerSet {
   readonly #setTimeout: (fn: () => void, ms: number) => unknown;
 
   constructor(
-    readonly opts: { session: string; hostName: string },
+    readonly opts: { session: string; hostName: string; maxPeers?: number },
     readonly clock: { now(): number },
     readonly hooks: PeersHooks,
   ) {
@@ -160,10 +161,9 @@ export class PeerSet {
         `This jam speaks protocol version ${PROTOCOL_VERSION}; your PhaseLock speaks ${m.protocolVersion}. Update PhaseLock to join.`,
       );
     }
-    if (this.#peers.size >= MAX_PEERS) {
-      return refuse(
-        `"${this.opts.session}" is full: it already has ${MAX_PEERS} of ${MAX_PEERS} peers.`,
-      );
+    const max = this.opts.maxPeers ?? MAX_PEERS;
+    if (this.#peers.size >= max) {
+      return refuse(`"${this.opts.session}" is full: it already has ${max} of ${max} peers.`);
     }
     const wanted = cleanName(m.name);
     if (!wanted) return refuse("Please choose a display name with at least one visible character.");
@@ -176,6 +176,7 @@ export class PeerSet {
       name,
       ws,
       audio: m.audio,
+      client: m.client,
       clock: null,
       clockAtMs: this.clock.now(),
       tracks: new Map(),
@@ -210,6 +211,11 @@ export class PeerSet {
 
   #onMessage(p: Peer, m: PeerToHost) {
     switch (m.type) {
+      case "ping": {
+        const t2 = this.clock.now();
+        this.send(p, { type: "pong", t1: m.t1, t2, t3: this.clock.now() });
+        return;
+      }
       case "clock": {
         const { type: _, ...report } = m;
         p.clock = report;
@@ -253,6 +259,7 @@ export class PeerSet {
         nextProgress: nxt?.progress ?? 0,
         // No report yet means no estimate at all: leave it out rather than claim 0 ms.
         ...(p.clock ? { errorMs: p.clock.errorMs } : {}),
+        client: p.client,
       };
     });
   }
@@ -292,10 +299,16 @@ export class PeerSet {
     }));
   }
 
-  /** The slowest round trip among the peers ({@link UNKNOWN_RTT_MS} for one not yet measured). */
+  /**
+   * The slowest round trip among the peers ({@link UNKNOWN_RTT_MS} for one not yet measured),
+   * plus the output a peer commits ahead of time (a browser's rendered buffer): the lead a
+   * schedule needs to reach every device before its output is committed.
+   */
   slowestRttMs(): number {
     let worst = 0;
-    for (const p of this.#peers.values()) worst = Math.max(worst, p.clock?.rttMs ?? UNKNOWN_RTT_MS);
+    for (const p of this.#peers.values()) {
+      worst = Math.max(worst, (p.clock?.rttMs ?? UNKNOWN_RTT_MS) + (p.clock?.bufferMs ?? 0));
+    }
     return worst;
   }
 

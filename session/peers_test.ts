@@ -47,7 +47,7 @@ const clockReport = (o: { rttMs: number; errorMs?: number; locked?: boolean }) =
     errorMs: o.errorMs ?? 0.1,
   });
 
-function setup() {
+function setup(opts: { maxPeers?: number } = {}) {
   let nowMs = T0;
   const events: EngineEvent[] = [];
   const routed: [string, PeerTrackMessage][] = [];
@@ -55,7 +55,9 @@ function setup() {
   const timers: { ms: number; fn: () => void }[] = [];
   let countChanges = 0;
   const focus: { current?: string; next?: string } = {};
-  const peers = new PeerSet({ session: "Test Jam", hostName: "Alex" }, { now: () => nowMs }, {
+  const peers = new PeerSet({ session: "Test Jam", hostName: "Alex", ...opts }, {
+    now: () => nowMs,
+  }, {
     emit: (e) => events.push(e),
     greeting: () => [{ type: "queue", tracks: [], current: -1 }],
     focus: () => focus,
@@ -226,6 +228,7 @@ Deno.test("the peer list shows the current and next track's state and progress, 
     progress: 0,
     next: "none",
     nextProgress: 0,
+    client: "native",
   });
   const [a, b] = ["a".repeat(64), "b".repeat(64)];
   t.focus.current = a;
@@ -267,6 +270,32 @@ Deno.test("slowestRttMs() counts a peer with no clock report as 50 ms away", () 
   assertEquals(t.peers.slowestRttMs(), UNKNOWN_RTT_MS);
   h.onMessage(clockReport({ rttMs: 4 }));
   assertEquals(t.peers.slowestRttMs(), 4);
+  // A browser that renders 250 ms ahead needs its schedules that much earlier.
+  h.onMessage(JSON.stringify({ ...JSON.parse(clockReport({ rttMs: 4 })), bufferMs: 250 }));
+  assertEquals(t.peers.slowestRttMs(), 254);
+});
+
+Deno.test("a ping is answered with the host's receive and send times; the list says browser", () => {
+  const t = setup();
+  const { ws, h } = t.join("Phone", { client: "browser" });
+  h.onMessage(JSON.stringify({ type: "ping", t1: 1234.5 }));
+  assertEquals(ws.ofType("pong").at(-1), { type: "pong", t1: 1234.5, t2: T0, t3: T0 });
+  assertEquals(ws.ofType("peers").at(-1)!.peers[0].client, "browser");
+  // Before hello a ping is not a hello: the connection is closed like any other.
+  const stranger = new FakeSocket();
+  t.peers.connect(stranger).onMessage(JSON.stringify({ type: "ping", t1: 1 }));
+  assertEquals(stranger.closed, { code: 1008, reason: "expected hello" });
+});
+
+Deno.test("--max-peers raises the cap: the 21st of 20 is refused with the same sentence", () => {
+  const t = setup({ maxPeers: 20 });
+  for (let i = 0; i < 20; i++) assertTrue(t.join(`P${i}`).h.admitted());
+  const last = t.join("Lee");
+  assertEquals(last.h.admitted(), false);
+  assertEquals(
+    last.ws.ofType("refused")[0].reason,
+    `"Test Jam" is full: it already has 20 of 20 peers.`,
+  );
 });
 
 Deno.test("named() finds a peer in any case, or says which peers there are", () => {

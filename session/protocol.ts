@@ -11,7 +11,10 @@ export const PROTOCOL_VERSION = 2;
  * 255-character limit, even in 3-byte UTF-8) fits.
  */
 export const MAX_MESSAGE_BYTES = 512 * 1024;
+/** Peers a jam admits unless the host says otherwise (`--max-peers`). */
 export const MAX_PEERS = 5;
+/** The most peers a host may allow (`--max-peers` up to this). */
+export const MAX_PEERS_LIMIT = 20;
 export const MAX_NAME_LENGTH = 40;
 
 export type ClockColor = "green" | "yellow" | "red";
@@ -54,6 +57,8 @@ export interface PeerInfo {
   nextProgress?: number;
   /** The peer's estimated clock offset uncertainty (ms); absent until its first clock report. */
   errorMs?: number;
+  /** What kind of device it is: the PhaseLock app, or a web page. */
+  client?: "native" | "browser";
 }
 
 export type ChannelName = "stereo" | "left" | "right" | "mono";
@@ -76,6 +81,20 @@ export interface ClockReportMsg {
   errorMs: number;
   /** The player's own placement error while playing (ms, + = ahead); for the sync panel. */
   placementMs?: number;
+  /**
+   * How far ahead of being heard this device commits its output (ms). A browser renders a few
+   * hundred ms ahead; the host schedules that much further out so a `play` is never late.
+   */
+  bufferMs?: number;
+}
+/**
+ * A clock exchange over the control socket, for devices that cannot use the UDP clock port
+ * (browsers): the peer sends its local time `t1`; the host answers with it and its own receive
+ * and send times.
+ */
+export interface PingMsg {
+  type: "ping";
+  t1: number;
 }
 export interface TrackStateMsg {
   type: "trackState";
@@ -180,6 +199,13 @@ export interface HeartbeatMsg {
   type: "heartbeat";
   hostMs: number;
 }
+/** The answer to a {@link PingMsg}: the host received it at `t2` and answered at `t3`. */
+export interface PongMsg {
+  type: "pong";
+  t1: number;
+  t2: number;
+  t3: number;
+}
 
 export type PeerToHost =
   | HelloMsg
@@ -187,7 +213,8 @@ export type PeerToHost =
   | TrackStateMsg
   | SettingsMsg
   | ByeMsg
-  | RequestMsg;
+  | RequestMsg
+  | PingMsg;
 export type HostToPeer =
   | WelcomeMsg
   | RefusedMsg
@@ -201,7 +228,8 @@ export type HostToPeer =
   | PauseMsg
   | NoticeMsg
   | AssignMsg
-  | HeartbeatMsg;
+  | HeartbeatMsg
+  | PongMsg;
 export type Message = PeerToHost | HostToPeer;
 
 export class ProtocolError extends Error {
@@ -286,7 +314,9 @@ const schemas: Record<string, Check> = {
     rttMs: num(0, 60_000),
     errorMs: num(0, 1e9),
     placementMs: optional(num(-1e6, 1e6)),
+    bufferMs: optional(num(0, 5000)),
   }),
+  ping: obj({ type: str(1, 20), t1: num(-1e13, 1e13) }),
   trackState: obj({
     type: str(1, 20),
     trackId: sha256,
@@ -332,6 +362,7 @@ const schemas: Record<string, Check> = {
         next: optional(oneOf("none", "downloading", "cached", "decoding", "ready", "failed")),
         nextProgress: optional(num(0, 1)),
         errorMs: optional(num(0, 1e9)),
+        client: optional(oneOf("native", "browser")),
       }),
       64,
     ),
@@ -356,9 +387,10 @@ const schemas: Record<string, Check> = {
   notice: obj({ type: str(1, 20), level: oneOf("info", "warn", "error"), text: str(1, 1000) }),
   assign: obj({ type: str(1, 20), channel }),
   heartbeat: obj({ type: str(1, 20), hostMs }),
+  pong: obj({ type: str(1, 20), t1: num(-1e13, 1e13), t2: hostMs, t3: hostMs }),
 };
 
-const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye", "request"]);
+const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye", "request", "ping"]);
 
 /**
  * Parses and validates one control frame. Throws {@link ProtocolError} with a sentence naming
