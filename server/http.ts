@@ -3,7 +3,8 @@
  * covers and song-request uploads. A runtime edge: the session logic behind the hooks sees only
  * {@link SocketLike}s and streams.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { ICON_SVG } from "./control.ts";
 import { parseRange } from "../net/transfer.ts";
 import { MAX_MESSAGE_BYTES } from "../session/protocol.ts";
 
@@ -21,8 +22,18 @@ export const HELLO_TIMEOUT_MS = 5000;
  */
 export const MAX_UNADMITTED_SOCKETS = 32;
 
+/** The browser peer's page: HTML, style, the engine bundle and its decoder worker. */
+export interface PeerPageAssets {
+  html: string;
+  css: string;
+  js: string;
+  worker: string;
+}
+
 /** What the HTTP server needs from the session: which files are shared, and WS handlers. */
 export interface ServerHooks {
+  /** The page phones and laptops open to join; absent: `/` says where to get PhaseLock. */
+  peerPage?(): Promise<PeerPageAssets>;
   /** Path of a shared track by SHA-256, or undefined: nothing else on disk is reachable. */
   trackPath(id: string): string | undefined;
   /** Cover picture of a queued track, if it has one. */
@@ -56,7 +67,33 @@ export interface SocketLike {
 /** The host's routes. Each app counts its own connections waiting for admission. */
 export function createApp(hooks: ServerHooks): Hono {
   const app = new Hono();
-  app.get("/", (c) => c.text("PhaseLock host. Browser peers arrive in a later version.\n"));
+  const page = hooks.peerPage;
+  // Nothing but these fixed files is served from the page; the engine talks to /ws and /tracks.
+  const asset = (pick: (a: PeerPageAssets) => string, type: string) => async (c: Context) => {
+    if (!page) return c.text("Not found.\n", 404);
+    return c.body(pick(await page()), 200, {
+      "Content-Type": type,
+      "Cache-Control": "no-cache",
+    });
+  };
+  app.get("/", async (c) => {
+    if (!page) return c.text("PhaseLock host: join it from the PhaseLock app.\n");
+    return c.html((await page()).html, 200, {
+      "Cache-Control": "no-cache",
+      "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; " +
+        "connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; worker-src 'self'",
+      "X-Frame-Options": "DENY",
+      "Referrer-Policy": "no-referrer",
+    });
+  });
+  app.get("/peer.js", asset((a) => a.js, "text/javascript; charset=utf-8"));
+  app.get("/decode_worker.js", asset((a) => a.worker, "text/javascript; charset=utf-8"));
+  app.get("/app.css", asset((a) => a.css, "text/css; charset=utf-8"));
+  app.get(
+    "/favicon.svg",
+    (c) =>
+      c.body(ICON_SVG, 200, { "Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400" }),
+  );
   let waiting = 0; // upgraded control connections not admitted yet
   app.get("/ws", (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
