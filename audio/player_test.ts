@@ -1,5 +1,5 @@
-import { assertEquals, assertNear, assertTrue } from "../tests/assert.ts";
-import { Player } from "./player.ts";
+import { assertEquals, assertNear, assertThrows, assertTrue } from "../tests/assert.ts";
+import { CHANNEL_MODES, type ChannelMode, type Pcm, Player } from "./player.ts";
 
 /** A track whose sample value is its own frame index / 1e6: output reveals the position. */
 function rampTrack(id: string, frames: number, rateHz = 48000) {
@@ -155,4 +155,73 @@ Deno.test("a track that has ended with nothing after it stays silent: no resync,
   }
   assertEquals(p.events.filter((e) => e.type === "resync"), []);
   assertEquals(p.events.filter((e) => e.type === "ended").length, 1);
+});
+
+/** Seeded noise in ±0.9, and the same as int16 (rounded): what the browser decode gives. */
+function noisePair(id: string, frames: number, rateHz: number, seed: number) {
+  const side = () => {
+    const x = new Float32Array(frames);
+    for (let i = 0; i < frames; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      x[i] = (seed / 2 ** 32 - 0.5) * 1.8;
+    }
+    return x;
+  };
+  const f: Pcm<Float32Array> = { id, rateHz, left: side(), right: side() };
+  const q = (x: Float32Array) => Int16Array.from(x, (v) => Math.round(v * 32768));
+  const i: Pcm<Int16Array> = { id, rateHz, left: q(f.left), right: q(f.right) };
+  return { f, i };
+}
+
+/** Renders the same scripted session with each set of tracks; returns every block. */
+function renderSession(tracks: Pcm[], mode: ChannelMode): Float32Array[] {
+  const p = new Player(48000);
+  for (const t of tracks) p.addTrack(t);
+  p.setChannel(mode);
+  const blocks: Float32Array[] = [];
+  let h = T;
+  // Joins mid-track (fade-in), 44.1 kHz (every position fractional), a volume ramp, a switch
+  // to the 48 kHz track (crossfade), a resync (crossfade within a track), pause (fade-out).
+  p.schedule({ kind: "play", trackId: "a", fromFrame: 12345, atHostMs: T + 1.37 });
+  for (let b = 0; b < 120; b++) {
+    if (b === 20) p.setVolume(0.6, false);
+    if (b === 40) p.schedule({ kind: "play", trackId: "b", fromFrame: 0, atHostMs: h + 3.21 });
+    const jump = b >= 70 ? 35 : 0; // the clock estimate moves by 35 ms and stays there
+    if (b === 100) p.schedule({ kind: "silence", atHostMs: h + 4.4 });
+    const ms = MS * (1 + 120e-6); // a drifting device: the step is never a whole frame
+    blocks.push(p.render(480, h + jump, ms));
+    h += 480 * ms;
+  }
+  assertEquals(p.stats.resyncs, 1, "the scripted resync happened");
+  return blocks;
+}
+
+Deno.test("an int16 track renders like its float version, within 1/32768, in every mode", () => {
+  const a = noisePair("a", 44100 * 3, 44100, 7), b = noisePair("b", 48000 * 3, 48000, 11);
+  for (const mode of CHANNEL_MODES) {
+    const fl = renderSession([a.f, b.f], mode), i16 = renderSession([a.i, b.i], mode);
+    let worst = 0, energy = 0, n = 0;
+    for (let k = 0; k < fl.length; k++) {
+      for (let s = 0; s < fl[k].length; s++) {
+        worst = Math.max(worst, Math.abs(fl[k][s] - i16[k][s]));
+        energy += fl[k][s] ** 2;
+        n++;
+      }
+    }
+    assertTrue(Math.sqrt(energy / n) > 0.1, `${mode}: the session is not mostly silence`);
+    assertTrue(worst <= 1 / 32768, `${mode}: int16 differs by ${worst * 32768}/32768`);
+  }
+});
+
+Deno.test("int16 full scale reads as −1…1 and a track mixing sample types is refused", () => {
+  const p = new Player(48000);
+  const left = new Int16Array(4800).fill(-32768), right = new Int16Array(4800).fill(16384);
+  p.addTrack({ id: "s", rateHz: 48000, left, right });
+  p.schedule({ kind: "play", trackId: "s", fromFrame: 0, atHostMs: T });
+  const out = p.render(480, T, MS);
+  assertEquals([out[400], out[401]], [-1, 0.5]);
+  assertThrows(
+    () => p.addTrack({ id: "m", rateHz: 48000, left, right: new Float32Array(4800) }),
+    /differ in sample type/,
+  );
 });
