@@ -62,3 +62,30 @@ Deno.test("decodeMp3() decodes sample-exact length and names the file when it re
     /Cannot use "truncated.mp3": the file is truncated/,
   );
 });
+
+Deno.test("decodeMp3() to int16 gives the float decode rounded and clamped, sample for sample", async () => {
+  for (const name of ["noise48k.mp3", "tones44k.mp3"]) {
+    const bytes = fixture(name);
+    const f = await decodeMp3(bytes, { id: "x", fileName: name });
+    const i = await decodeMp3(bytes, { id: "x", fileName: name, format: "int16" });
+    assertTrue(f.left instanceof Float32Array && i.left instanceof Int16Array, "sample types");
+    assertTrue(i.right instanceof Int16Array, "both channels are int16");
+    assertEquals([i.rateHz, i.left.length, i.right.length], [
+      f.rateHz,
+      f.left.length,
+      f.left.length,
+    ]);
+    let mismatches = 0, worst = 0;
+    for (const [fs, is] of [[f.left, i.left], [f.right, i.right]] as const) {
+      for (let k = 0; k < fs.length; k++) {
+        const want = Math.max(-32768, Math.min(32767, Math.round(fs[k] * 32768)));
+        if (is[k] !== want) mismatches++;
+        if (Math.abs(fs[k]) < 32767 / 32768) {
+          worst = Math.max(worst, Math.abs(is[k] / 32768 - fs[k]));
+        }
+      }
+    }
+    assertEquals(mismatches, 0, `${name}: int16 samples that are not the rounded float`);
+    assertTrue(worst <= 0.5 / 32768, `${name}: int16 is ${worst * 32768}/32768 off the float`);
+  }
+});
