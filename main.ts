@@ -25,11 +25,13 @@ Headless mode reads one command per line on stdin (words or JSON) and prints one
 per line on stdout; human-readable logs go to stderr.`,
   host: `phaselock host --headless --name SESSION --as NAME [options] [FILE.mp3 …]
 
-Creates a jam, advertises it on the LAN and queues the files given.
+Creates a jam, advertises it on the LAN and queues the files given. Phones and laptops join
+from a browser at the address printed on stderr (also joinUrl in the session event).
   --name SESSION            session name shown to peers (required)
   --as NAME                 your display name (required)
   --port N                  TCP port for control and files, UDP port for clock (default 7420)
   --bind ADDRESS            address to listen on (default 0.0.0.0)
+  --max-peers N             how many peers may join, 1–20 (default 5)
   --audio BACKEND           auto | pulse | portaudio | null | wav (default auto)
   --wav-out FILE            output file for --audio wav
   --no-advertise            do not announce the jam by mDNS
@@ -71,6 +73,7 @@ Opens the PhaseLock window on its Home screen: create a jam or join one.
                             serve it to browsers on this machine only
   --port N                  port offered for new jams (default 7420)
   --bind ADDRESS            address jams listen on (default 0.0.0.0)
+  --max-peers N             how many peers may join a jam you create, 1–20 (default 5)
   --audio BACKEND           auto | pulse | portaudio | null | wav (default auto)
   --wav-out FILE            output file for --audio wav
   --cache-dir DIR           where received tracks, accepted requests and added files are kept
@@ -111,6 +114,7 @@ const SPECS: Record<string, Spec> = {
     name: "string",
     port: "number",
     bind: "string",
+    "max-peers": "number",
     "no-advertise": "boolean",
     "cache-dir": "string",
   },
@@ -124,6 +128,7 @@ const SPECS: Record<string, Spec> = {
     "no-discover": "boolean",
     port: "number",
     bind: "string",
+    "max-peers": "number",
     "cache-dir": "string",
   },
 };

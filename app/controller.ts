@@ -12,6 +12,7 @@ import type { DeviceSettings, SettingsStore } from "../session/device_settings.t
 import { HostEngine } from "../session/host.ts";
 import { PeerEngine } from "../session/peer.ts";
 import type { AppSettings, RememberedNames } from "./app_settings.ts";
+import { qrRows } from "./join_qr.ts";
 
 export interface AppOptions {
   /** Port offered in the Create Jam form (`--port`); else the last one used, else 7420. */
@@ -31,6 +32,8 @@ export interface AppOptions {
   discover?: boolean;
   /** Announce created jams on the LAN by mDNS (default true). */
   advertise?: boolean;
+  /** How many peers a created jam admits (`--max-peers`; default 5). */
+  maxPeers?: number;
 }
 
 export interface AppComponents {
@@ -141,6 +144,7 @@ export class AppController {
       const bind = this.opts.bind && this.opts.bind !== "0.0.0.0" ? this.opts.bind : "127.0.0.1";
       e = { ...e, jamUrl: `http://${bind.includes(":") ? `[${bind}]` : bind}:${e.port}` };
     }
+    if (e.type === "session" && e.joinUrl && !e.joinQr) e = { ...e, joinQr: qrRows(e.joinUrl) };
     if (e.type === "health") {
       this.#health.push(e);
       if (this.#health.length > 60) this.#health.shift();
@@ -225,6 +229,7 @@ export class AppController {
         port: c.port,
         hostname: this.opts.bind,
         advertise: this.opts.advertise,
+        maxPeers: this.opts.maxPeers,
         requestDir: this.opts.cacheDir("requests"),
         ...this.#output,
       },

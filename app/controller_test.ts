@@ -4,7 +4,7 @@ import { makeLocalClock } from "../net/local_clock.ts";
 import type { EngineEvent } from "../session/commands.ts";
 import { SettingsStore } from "../session/device_settings.ts";
 import { AppSettings } from "./app_settings.ts";
-import { AppController } from "./controller.ts";
+import { AppController, type AppOptions } from "./controller.ts";
 
 const jam = (peers: number): DiscoveredJam => ({
   session: "Friday Night Vibes",
@@ -17,7 +17,11 @@ const jam = (peers: number): DiscoveredJam => ({
 });
 
 /** A controller on a temp folder whose LAN watcher reports `answers`, one every 10 ms. */
-async function setup(answers: DiscoveredJam[][], demoPath?: string) {
+async function setup(
+  answers: DiscoveredJam[][],
+  demoPath?: string,
+  more: Partial<AppOptions> = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "phaselock-ctl-" });
   const events: EngineEvent[] = [];
   const c = new AppController({
@@ -28,6 +32,7 @@ async function setup(answers: DiscoveredJam[][], demoPath?: string) {
     demoPath: demoPath ?? `${dir}/none.mp3`,
     bind: "127.0.0.1",
     advertise: false,
+    ...more,
   }, {
     clock: () => makeLocalClock(),
     record: (e) => events.push(e),
@@ -107,6 +112,27 @@ Deno.test("adding the demo twice at once queues it once; a jam left and created 
           }).tracks.length === 0,
     );
     assert.ok(snapshot.includes("volume"), "the new engine says its volume");
+  } finally {
+    await c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a jam the app creates admits --max-peers peers and its window gets the join QR code", async () => {
+  const { c, dir, events } = await setup([[]], undefined, { maxPeers: 3 });
+  const port = 23000 + Math.floor(Math.random() * 20000);
+  try {
+    await c.start();
+    await c.run({ cmd: "create", session: "Big", name: "Alex", port });
+    const s = events.find((e) => e.type === "session") as Extract<EngineEvent, { type: "session" }>;
+    assert.equal(s.maxPeers, 3);
+    assert.equal(s.joinUrl, `http://127.0.0.1:${port}/`);
+    // Version 2 at error correction M: 25 × 25 modules, a finder pattern in the corner.
+    assert.equal(s.joinQr?.length, 25);
+    assert.ok(s.joinQr?.every((row) => /^[01]{25}$/.test(row)));
+    assert.equal(s.joinQr?.[0].slice(0, 8), "11111110");
+    // A UI that connects later gets the same.
+    assert.deepEqual(c.snapshot().find((e) => e.type === "session"), s);
   } finally {
     await c.close();
     await Deno.remove(dir, { recursive: true });

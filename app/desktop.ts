@@ -7,7 +7,7 @@ import type { LogFile } from "../log/log_file.ts";
 import type { EngineEvent } from "../session/commands.ts";
 import { newToken, serveControl } from "../server/control.ts";
 import { AppSettings } from "./app_settings.ts";
-import { AppController } from "./controller.ts";
+import { AppController, type AppOptions } from "./controller.ts";
 import {
   backendOf,
   cacheDir,
@@ -15,6 +15,7 @@ import {
   configDir,
   deviceOf,
   EXIT,
+  maxPeersOf,
   portOf,
   settingsStore,
 } from "./options.ts";
@@ -29,6 +30,21 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
     console.error(`[phaselock] ${s}`);
     logFile.write({ type: "log", message: s });
   };
+  // Every flag is checked before anything starts: a bad one costs one line, not a build.
+  const options: AppOptions = {
+    port: flags.port === undefined ? undefined : portOf(flags),
+    bind: flags.bind as string | undefined,
+    audio: backendOf(flags),
+    wavPath: flags["wav-out"] as string | undefined,
+    device: deviceOf(flags),
+    settings: settingsStore(flags),
+    appSettings: new AppSettings(`${configDir(flags)}/app.json`),
+    cacheDir: (sub) => cacheDir(flags, sub),
+    demoPath: filePath(DEMO_TRACK),
+    discover: !flags["no-discover"],
+    advertise: !flags["no-advertise"],
+    maxPeers: maxPeersOf(flags),
+  };
   const withWindow = !flags["no-window"];
   if (withWindow) {
     const problem = windowProblem();
@@ -40,22 +56,10 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
   await ensureBundle();
   const assets = await loadUiAssets();
 
-  const controller = new AppController(
-    {
-      port: flags.port === undefined ? undefined : portOf(flags),
-      bind: flags.bind as string | undefined,
-      audio: backendOf(flags),
-      wavPath: flags["wav-out"] as string | undefined,
-      device: deviceOf(flags),
-      settings: settingsStore(flags),
-      appSettings: new AppSettings(`${configDir(flags)}/app.json`),
-      cacheDir: (sub) => cacheDir(flags, sub),
-      demoPath: filePath(DEMO_TRACK),
-      discover: !flags["no-discover"],
-      advertise: !flags["no-advertise"],
-    },
-    { clock: () => clockOf(flags), record: (e) => logFile.write(e) },
-  );
+  const controller = new AppController(options, {
+    clock: () => clockOf(flags),
+    record: (e) => logFile.write(e),
+  });
 
   const activity = windowActivity();
   controller.subscribe((e) => activity.event(e));

@@ -7,7 +7,16 @@ import { browse } from "../net/discovery.ts";
 import { type EngineEvent, parseCommand } from "../session/commands.ts";
 import { HostEngine } from "../session/host.ts";
 import { PeerEngine } from "../session/peer.ts";
-import { cacheDir, clockOf, EXIT, need, outputOf, portOf, UsageError } from "./options.ts";
+import {
+  cacheDir,
+  clockOf,
+  EXIT,
+  maxPeersOf,
+  need,
+  outputOf,
+  portOf,
+  UsageError,
+} from "./options.ts";
 
 /** Prints events as JSON lines on stdout, human sentences on stderr; both go to the log. */
 function outputs(logFile: LogFile) {
@@ -58,6 +67,7 @@ export async function runHost(
   const { out, log } = outputs(logFile);
   const session = need(flags, "name"), name = need(flags, "as");
   const port = portOf(flags);
+  const maxPeers = maxPeersOf(flags);
   const engine = new HostEngine(
     {
       session,
@@ -65,6 +75,7 @@ export async function runHost(
       port,
       hostname: flags.bind as string | undefined,
       advertise: !flags["no-advertise"],
+      maxPeers,
       requestDir: cacheDir(flags, "requests"),
       ...outputOf(flags),
     },
@@ -84,6 +95,12 @@ export async function runHost(
     throw e;
   }
   log(`hosting "${session}" on port ${port}`);
+  // With no LAN address (or --bind 127.0.0.1) the page is still there, for this machine only.
+  log(
+    /^http:\/\/(127\.|\[::1\])/.test(engine.joinUrl)
+      ? `Only a browser on this machine can join, at ${engine.joinUrl}: no LAN address to offer`
+      : `Phones and laptops join at ${engine.joinUrl} (open it in a browser)`,
+  );
   for (const f of files) await engine.add(f);
   let quit!: () => void;
   const quitting = new Promise<void>((r) => quit = r);

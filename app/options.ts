@@ -12,6 +12,7 @@ import {
   isChannelMode,
   SettingsStore,
 } from "../session/device_settings.ts";
+import { MAX_PEERS, MAX_PEERS_LIMIT } from "../session/protocol.ts";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, hostGone: 3, refused: 4 } as const;
 
@@ -25,6 +26,17 @@ export function portOf(flags: Record<string, unknown>): number {
     throw new UsageError(`--port must be a whole number from 1 to 65535, not ${port}.`);
   }
   return port;
+}
+
+/** `--max-peers`: how many peers a jam admits, a whole number from 1 to 20 (default 5). */
+export function maxPeersOf(flags: Record<string, unknown>): number {
+  const n = (flags["max-peers"] as number | undefined) ?? MAX_PEERS;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PEERS_LIMIT) {
+    throw new UsageError(
+      `--max-peers must be a whole number from 1 to ${MAX_PEERS_LIMIT}, not ${n}.`,
+    );
+  }
+  return n;
 }
 
 export function need(flags: Record<string, unknown>, key: string): string {

@@ -264,6 +264,15 @@ export type EngineEvent =
     host?: string;
     /** Where the jam's files and covers are (`http://HOST:PORT`). */
     jamUrl?: string;
+    /** Host: the page phones and laptops open to join, `http://HOST:PORT/` (LAN address). */
+    joinUrl?: string;
+    /**
+     * Host, in the app: `joinUrl` as a QR code, one string of `0`/`1` per row (1 = dark), no
+     * quiet zone. Headless output leaves it out: the URL makes the same code.
+     */
+    joinQr?: string[];
+    /** Host: how many peers the jam admits. */
+    maxPeers?: number;
   }
   | { type: "audio"; backend: string; audible: boolean; warning?: string }
   | { type: "peer-joined"; id: number; name: string }

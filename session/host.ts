@@ -14,7 +14,7 @@ import { ClockResponder } from "../net/clock_udp.ts";
 import { Advertiser, lanAddresses } from "../net/discovery.ts";
 import type { LocalClock } from "../net/local_clock.ts";
 import { sha256Hex } from "../net/transfer.ts";
-import { createApp } from "../server/http.ts";
+import { createApp, type PeerPageAssets } from "../server/http.ts";
 import { type ChannelMode, type Command, type EngineEvent } from "./commands.ts";
 import { Distribution } from "./distribution.ts";
 import { Inbox } from "./inbox.ts";
@@ -22,9 +22,21 @@ import { PeerSet } from "./peers.ts";
 import { MAX_QUEUE_TRACKS, queueEvent, TrackQueue } from "./queue.ts";
 import { Transport } from "./transport.ts";
 import { DeviceControls, type DeviceSettings, type SettingsStore } from "./device_settings.ts";
-import { type HostToPeer, MAX_PEERS, type TrackInfo } from "./protocol.ts";
+import { type HostToPeer, MAX_PEERS, MAX_PEERS_LIMIT, type TrackInfo } from "./protocol.ts";
 
 export { BASE_LEAD_MS } from "./transport.ts";
+
+/** Bind addresses that mean "every interface": peers need one of this machine's LAN addresses. */
+const ANY_ADDRESS = new Set(["0.0.0.0", "::", ""]);
+
+/**
+ * The address a browser opens to join: `http://HOST:PORT/`, an IPv6 host in brackets (a zone
+ * such as `%eth0` escaped as URLs require).
+ */
+export function joinUrlFor(host: string, port: number): string {
+  const h = host.includes(":") ? `[${host.replace("%", "%25")}]` : host;
+  return `http://${h}:${port}/`;
+}
 
 /** How long quitting waits for downloads in flight before it goes on without them. */
 const SHUTDOWN_WAIT_MS = 1000;
@@ -48,6 +60,10 @@ export interface HostOptions {
   audio: SinkBackend | "auto";
   wavPath?: string;
   advertise?: boolean;
+  /** How many peers the jam admits: 1 to {@link MAX_PEERS_LIMIT} (default {@link MAX_PEERS}). */
+  maxPeers?: number;
+  /** The page phones and laptops open to join (`/` on the jam server); absent: none is served. */
+  peerPage?: () => Promise<PeerPageAssets>;
   /** Where accepted song requests are stored. */
   requestDir: string;
   /** Speaker settings from the command line; the rest come from `settings`. */
@@ -73,29 +89,41 @@ export class HostEngine {
   #timers: ReturnType<typeof setInterval>[] = [];
   /** Files being added right now, by SHA-256. */
   readonly #adding = new Set<string>();
+  /** The address peers use, known once started. */
+  #address = "";
 
   constructor(
     readonly opts: HostOptions,
     readonly clock: LocalClock,
     readonly emit: (e: EngineEvent) => void,
   ) {
+    const max = opts.maxPeers ?? MAX_PEERS;
+    if (!Number.isInteger(max) || max < 1 || max > MAX_PEERS_LIMIT) {
+      throw new RangeError(
+        `maxPeers must be a whole number from 1 to ${MAX_PEERS_LIMIT}, not ${max}.`,
+      );
+    }
     this.#clockUdp = new ClockResponder({ port: opts.port, hostname: opts.hostname, clock });
     this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
     this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
     const track = (id: string) => this.#tracks.get(id);
-    this.#peers = new PeerSet({ session: opts.session, hostName: opts.name }, clock, {
-      emit,
-      greeting: () => [this.#queueMsg(), ...this.#transport.runningSchedule()],
-      focus: () => ({ current: this.#queue.currentId, next: this.#queue.nextId }),
-      message: (p, m) =>
-        m.type === "trackState" ? this.#distribution.trackState(p, m) : this.#inbox.offer(p, m),
-      left: (p) => {
-        this.#inbox.peerLeft(p.id, p.name);
-        // Whatever waited for this peer may go ahead now.
-        this.#distribution.peerLeft();
+    this.#peers = new PeerSet(
+      { session: opts.session, hostName: opts.name, maxPeers: max },
+      clock,
+      {
+        emit,
+        greeting: () => [this.#queueMsg(), ...this.#transport.runningSchedule()],
+        focus: () => ({ current: this.#queue.currentId, next: this.#queue.nextId }),
+        message: (p, m) =>
+          m.type === "trackState" ? this.#distribution.trackState(p, m) : this.#inbox.offer(p, m),
+        left: (p) => {
+          this.#inbox.peerLeft(p.id, p.name);
+          // Whatever waited for this peer may go ahead now.
+          this.#distribution.peerLeft();
+        },
+        countChanged: () => this.#advertiser?.announce(),
       },
-      countChanged: () => this.#advertiser?.announce(),
-    });
+    );
     this.#distribution = new Distribution({
       hostName: opts.name,
       peers: this.#peers,
@@ -129,6 +157,7 @@ export class HostEngine {
 
   async start(): Promise<void> {
     const app = createApp({
+      ...(this.opts.peerPage ? { peerPage: this.opts.peerPage } : {}),
       trackPath: (id) => this.#tracks.get(id)?.path,
       cover: (id) => this.#tracks.get(id)?.cover ?? undefined,
       upload: (token, body) => this.#inbox.upload(token, body),
@@ -152,7 +181,7 @@ export class HostEngine {
         hostName: this.opts.name,
         port: this.opts.port,
         peers: () => this.#peers.size,
-        maxPeers: MAX_PEERS,
+        maxPeers: this.maxPeers,
       });
       this.#advertiser.start();
     }
@@ -166,17 +195,29 @@ export class HostEngine {
         HEARTBEAT_MS,
       ),
     );
+    // The address peers can use: the bound one, or this machine's first LAN address.
+    const bound = this.opts.hostname ?? "0.0.0.0";
+    this.#address = ANY_ADDRESS.has(bound) ? lanAddresses()[0] ?? "127.0.0.1" : bound;
     this.emit({
       type: "session",
       role: "host",
       session: this.opts.session,
       name: this.opts.name,
       port: this.opts.port,
-      // The address peers can use: the bound one, or this machine's first LAN address.
-      host: this.opts.hostname && this.opts.hostname !== "0.0.0.0"
-        ? this.opts.hostname
-        : lanAddresses()[0] ?? "127.0.0.1",
+      host: this.#address,
+      joinUrl: this.joinUrl,
+      maxPeers: this.maxPeers,
     });
+  }
+
+  /** How many peers the jam admits. */
+  get maxPeers(): number {
+    return this.opts.maxPeers ?? MAX_PEERS;
+  }
+
+  /** The page phones and laptops open to join (`http://HOST:PORT/`); empty until started. */
+  get joinUrl(): string {
+    return this.#address ? joinUrlFor(this.#address, this.opts.port) : "";
   }
 
   /** While playing, once a second: every device's estimated sync error (the sync panel). */

@@ -1,0 +1,104 @@
+import { assertEquals, assertThrows, assertTrue } from "../tests/assert.ts";
+import { makeLocalClock } from "../net/local_clock.ts";
+import type { EngineEvent } from "./commands.ts";
+import { HostEngine, type HostOptions, joinUrlFor } from "./host.ts";
+import { PROTOCOL_VERSION } from "./protocol.ts";
+
+// The engine runs real servers and an audio thread; stop() ends them, a beat later.
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function engine(o: Partial<HostOptions> & { port: number }, dir: string) {
+  const events: EngineEvent[] = [];
+  const host = new HostEngine(
+    {
+      session: "Cap Test",
+      name: "Alex",
+      hostname: "127.0.0.1",
+      audio: "null",
+      advertise: false,
+      requestDir: `${dir}/requests`,
+      ...o,
+    },
+    makeLocalClock(),
+    (e) => events.push(e),
+  );
+  return { host, events };
+}
+
+/** Opens a control socket, says hello and resolves with the host's first answer. */
+function join(port: number, name: string): Promise<{ type: string; reason?: string }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+  return new Promise((resolve, reject) => {
+    ws.onopen = () =>
+      ws.send(JSON.stringify({
+        type: "hello",
+        protocolVersion: PROTOCOL_VERSION,
+        name,
+        client: "browser",
+        audio: { backend: "webaudio", device: true },
+      }));
+    ws.onmessage = (m) => resolve(JSON.parse(m.data));
+    ws.onerror = () => reject(new Error(`${name} could not connect`));
+  });
+}
+
+Deno.test("the join URL is http://HOST:PORT/, with an IPv6 host in brackets", () => {
+  assertEquals(joinUrlFor("192.168.1.20", 7420), "http://192.168.1.20:7420/");
+  assertEquals(joinUrlFor("fd00::20", 7420), "http://[fd00::20]:7420/");
+  assertEquals(joinUrlFor("fe80::1%eth0", 7420), "http://[fe80::1%25eth0]:7420/");
+});
+
+Deno.test("maxPeers outside 1..20 is refused before anything starts", () => {
+  for (const bad of [0, 21, 1.5]) {
+    assertThrows(
+      () => engine({ port: 1, maxPeers: bad }, "/nonexistent"),
+      /maxPeers must be a whole number from 1 to 20/,
+    );
+  }
+});
+
+Deno.test(
+  "--max-peers reaches the peer set: the jam admits that many and refuses the next",
+  opts,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
+    const port = 23000 + Math.floor(Math.random() * 20000);
+    const { host, events } = engine({ port, maxPeers: 2 }, dir);
+    try {
+      await host.start();
+      const session = events.find((e) => e.type === "session") as Extract<
+        EngineEvent,
+        { type: "session" }
+      >;
+      assertEquals(session.joinUrl, `http://127.0.0.1:${port}/`);
+      assertEquals(host.joinUrl, session.joinUrl);
+      assertEquals(session.maxPeers, 2);
+      assertEquals(session.joinQr, undefined, "the QR is the app's, not in headless output");
+      assertEquals((await join(port, "Sam")).type, "welcome");
+      assertEquals((await join(port, "Kim")).type, "welcome");
+      const third = await join(port, "Lee");
+      assertEquals(third.type, "refused");
+      assertEquals(third.reason, '"Cap Test" is full: it already has 2 of 2 peers.');
+      const peers = events.findLast((e) => e.type === "peers") as { peers: { client: string }[] };
+      assertTrue(peers.peers.every((p) => p.client === "browser"), "listed as browsers");
+    } finally {
+      await host.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test("without maxPeers a jam admits five", opts, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
+  const port = 23000 + Math.floor(Math.random() * 20000);
+  const { host, events } = engine({ port }, dir);
+  try {
+    await host.start();
+    assertEquals((events.find((e) => e.type === "session") as { maxPeers: number }).maxPeers, 5);
+    for (let i = 0; i < 5; i++) assertEquals((await join(port, `P${i}`)).type, "welcome");
+    assertEquals((await join(port, "P5")).type, "refused");
+  } finally {
+    await host.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
