@@ -3,7 +3,6 @@
  * their own latency) and channel assignment (two laptops become a stereo pair). Remembered per
  * output device in a small JSON file, so the same speaker gets the same delay next time.
  */
-import type { AudioOutput } from "../audio/output.ts";
 import { CHANNEL_MODES, type ChannelMode } from "../audio/player.ts";
 import type { EngineEvent } from "./commands.ts";
 
@@ -30,7 +29,7 @@ export function isChannelMode(s: unknown): s is ChannelMode {
 }
 
 /** The settings file: `{ "devices": { "pulse:default": { speakerDelayMs, channel } } }`. */
-export class SettingsStore {
+export class SettingsStore implements SettingsMemory {
   constructor(readonly path: string) {}
 
   async load(device: string): Promise<Partial<DeviceSettings>> {
@@ -67,14 +66,26 @@ export class SettingsStore {
  * This machine's output settings, shared by host and peer engines: applies them to the audio
  * output, remembers them for the device, and reports every change as a `device` event.
  */
+/** Where a device's settings are remembered: a file natively, localStorage in a browser. */
+export interface SettingsMemory {
+  load(device: string): Promise<Partial<DeviceSettings>>;
+  save(device: string, settings: DeviceSettings): Promise<void>;
+}
+
+/** What the controls drive: a native output or a web page's. */
+export interface SettingsTarget {
+  setSpeakerDelay(ms: number): void;
+  setChannel(channel: ChannelMode): void;
+}
+
 export class DeviceControls {
   #settings: DeviceSettings = { ...DEFAULT_SETTINGS };
   #device = "";
   onChange: (s: DeviceSettings) => void = () => {};
 
   constructor(
-    readonly output: AudioOutput,
-    readonly store: SettingsStore | null,
+    readonly output: SettingsTarget,
+    readonly store: SettingsMemory | null,
     readonly emit: (e: EngineEvent) => void,
   ) {}
 

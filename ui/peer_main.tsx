@@ -3,4 +3,66 @@
  * The browser peer's entry (the page a phone opens from the jam server): the in-page engine is
  * the UI's client, so the same models and components show the peer screens.
  */
-document.getElementById("app")!.textContent = "PhaseLock browser peer: coming up.";
+import { render } from "preact";
+import { useEffect } from "preact/hooks";
+import { App } from "./components/App.tsx";
+import { JoinPage } from "./components/JoinPage.tsx";
+import { BrowserPeer } from "./engine/browser_peer.ts";
+import { modelsFor } from "./models/app.ts";
+
+const peer = new BrowserPeer();
+const { models } = modelsFor(peer);
+peer.home();
+// Tests and the benchmark read the engine's own view (clock, placement) from here.
+(globalThis as { phaselock?: BrowserPeer }).phaselock = peer;
+
+/** Keeps the screen on while in a jam, where the browser allows it (secure pages only). */
+function useWakeLock(active: boolean) {
+  useEffect(() => {
+    const wl = (navigator as Navigator & {
+      wakeLock?: { request(t: "screen"): Promise<{ release(): Promise<void> }> };
+    }).wakeLock;
+    if (!active || !wl) return;
+    let lock: { release(): Promise<void> } | null = null;
+    const take = () => {
+      if (document.visibilityState === "visible") {
+        wl.request("screen").then((l) => lock = l, () => {});
+      }
+    };
+    take();
+    document.addEventListener("visibilitychange", take);
+    return () => {
+      document.removeEventListener("visibilitychange", take);
+      void lock?.release().catch(() => {});
+    };
+  }, [active]);
+}
+
+const BANNERS = {
+  ok: null,
+  offline: "You are offline. The music goes on; PhaseLock rejoins when the network is back.",
+  reconnecting: "Lost the connection to the host; reconnecting…",
+};
+
+function Page() {
+  const inJam = models.session.screen.value === "peer";
+  useWakeLock(inJam);
+  return (
+    <App
+      models={models}
+      client={peer}
+      home={<JoinPage model={models.home} onJoin={(name) => peer.join(name)} />}
+      banner={BANNERS[peer.link.value]}
+      overlay={inJam && peer.needsTap.value
+        ? (
+          <button type="button" class="tap-overlay" onClick={() => void peer.tap()}>
+            <span class="tap-title">Tap to start audio</span>
+            <span class="muted">Your browser needs a tap before this page may play sound.</span>
+          </button>
+        )
+        : null}
+    />
+  );
+}
+
+render(<Page />, document.getElementById("app")!);

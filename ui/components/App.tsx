@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import type { JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { UiClient } from "../client.ts";
 import type { Models } from "../models/app.ts";
@@ -12,8 +13,18 @@ import { createUploadsModel } from "./Uploads.tsx";
 
 const SEEK_STEP_SEC = 5;
 
-/** The whole app: one screen at a time, notices, shortcuts, file picking and dropping. */
-export function App(props: { models: Models; client: UiClient }) {
+/**
+ * The whole app: one screen at a time, notices, shortcuts, file picking and dropping. A browser
+ * peer's page passes its own `home` (the join form), `banner` (the link to the host) and
+ * `overlay` (tap to start audio).
+ */
+export function App(props: {
+  models: Models;
+  client: UiClient;
+  home?: JSX.Element;
+  banner?: string | null;
+  overlay?: JSX.Element | null;
+}) {
   const { models, client } = props;
   const send = client.send;
   const s = models.session;
@@ -127,17 +138,19 @@ export function App(props: { models: Models; client: UiClient }) {
           upload(files);
         }}
       />
-      {!client.connected.value && screen !== "connecting" && (
-        <div class="banner offline" role="alert">
-          Lost the connection to PhaseLock; trying again…
-        </div>
-      )}
+      {props.banner !== undefined
+        ? props.banner && <div class="banner offline" role="alert">{props.banner}</div>
+        : !client.connected.value && screen !== "connecting" && (
+          <div class="banner offline" role="alert">
+            Lost the connection to PhaseLock; trying again…
+          </div>
+        )}
       {screen === "connecting" && (
         <main class="connecting">
           <p class="muted">Connecting to PhaseLock…</p>
         </main>
       )}
-      {screen === "home" && <Home model={models.home} send={send} />}
+      {screen === "home" && (props.home ?? <Home model={models.home} send={send} />)}
       {screen === "host" && <HostScreen {...screenProps} />}
       {screen === "peer" && <PeerScreen {...screenProps} />}
       <Notices model={models.notices} send={send} />
@@ -147,6 +160,7 @@ export function App(props: { models: Models; client: UiClient }) {
         </div>
       )}
       {help && <HelpOverlay onClose={() => setHelp(false)} />}
+      {props.overlay}
     </div>
   );
 }

@@ -1,0 +1,55 @@
+import { assertTrue } from "../../tests/assert.ts";
+import { ContextTimeline } from "./timeline.ts";
+
+/** A device whose context time is heard at `heard(ctx)`; readings every 50 ms with noise. */
+function drive(
+  t: ContextTimeline,
+  fromSec: number,
+  toSec: number,
+  heard: (ctx: number) => number,
+  noise: (i: number) => number,
+) {
+  let i = 0;
+  for (let c = fromSec; c < toSec; c += 0.05) t.add({ ctxSec: c, heardMs: heard(c) + noise(i++) });
+}
+
+// A reproducible pseudo-random noise source.
+function rng(seed: number) {
+  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+Deno.test("the fit follows a device's offset and rate through noise and lone outliers", () => {
+  const t = new ContextTimeline();
+  const r = rng(7);
+  // 250 ppm fast, 0.3 ms of noise, one reading in 20 off by 40 ms (a stalled main thread).
+  const heard = (c: number) => 5000 + c * 1000 * (1 + 250e-6);
+  drive(t, 1, 20, heard, (i) => (r() - 0.5) * 0.6 + (i % 20 === 7 ? 40 : 0));
+  for (const c of [19, 19.5, 20]) {
+    const err = t.heardMs(c) - heard(c);
+    assertTrue(Math.abs(err) < 0.3, `error ${err.toFixed(3)} ms at ${c} s`);
+  }
+  assertTrue(Math.abs(t.fit!.slope - 250e-6) < 60e-6, `slope ${t.fit!.slope}`);
+  assertTrue(t.jumps === 0, "lone outliers are not jumps");
+});
+
+Deno.test("a lasting jump is adopted within a few readings; a context restart starts over", () => {
+  const t = new ContextTimeline();
+  drive(t, 1, 10, (c) => 100 + c * 1000, () => 0);
+  drive(t, 10, 10.5, (c) => 130 + c * 1000, () => 0);
+  assertTrue(t.jumps === 1, `jumps ${t.jumps}`);
+  assertTrue(Math.abs(t.heardMs(10.5) - (130 + 10500)) < 0.5, "the new position is taken");
+  // A new context starts its time at zero again: the old fit says nothing about it.
+  t.add({ ctxSec: 0.1, heardMs: 99_000 });
+  assertTrue(t.fit!.samples === 1 && Math.abs(t.heardMs(0.1) - 99_000) < 1e-9);
+});
+
+Deno.test("early wander (tens of ms) settles: the fit tracks the readings' median", () => {
+  const t = new ContextTimeline();
+  const r = rng(3);
+  const heard = (c: number) => 777 + c * 1000;
+  // The first 4 s wander by ±50 ms (as Chromium's output timestamp does), then settle.
+  drive(t, 0.05, 4, heard, () => (r() - 0.5) * 100);
+  drive(t, 4, 16, heard, () => (r() - 0.5) * 0.4);
+  const err = t.heardMs(16) - heard(16);
+  assertTrue(Math.abs(err) < 0.3, `error ${err.toFixed(3)} ms once settled`);
+});

@@ -1,0 +1,215 @@
+/// <reference lib="dom" />
+/**
+ * A web page's audio output: one continuous chain of AudioBufferSourceNodes, each starting where
+ * the last ends (every boundary a whole number of context frames, so nothing drifts or clicks),
+ * whose content the native engine's {@link Player} renders for the host time at which each frame
+ * will be heard. Drift, seek, pause, speaker delay and channel are therefore the same code as on
+ * native devices; what is browser-specific is only *when* a context frame is heard, which
+ * {@link ContextTimeline} fits from the browser's reports.
+ */
+import { type HostMap, localToHost } from "../../net/local_clock.ts";
+import {
+  type ChannelMode,
+  type Pcm,
+  Player,
+  type PlayerEvent,
+  type Schedule,
+} from "../../audio/player.ts";
+import { ContextTimeline } from "./timeline.ts";
+
+/** Frames per source node: ~43 ms at 48 kHz. */
+const CHUNK_FRAMES = 2048;
+/** Audio rendered ahead of the context's clock. Enough to ride out a busy main thread. */
+const AHEAD_SEC = 0.25;
+/** A context whose clock has not moved for this long while "running" is frozen (a locked phone). */
+const FROZEN_MS = 1200;
+
+export interface OutputStatus {
+  /** Which report places the frames: the output timestamp, or currentTime plus latency. */
+  source: "timestamp" | "clock";
+  spreadMs: number;
+  playing: { trackId: string; frame: number } | null;
+  errorMs: number;
+  resyncs: number;
+  rateHz: number;
+  state: AudioContextState | "frozen";
+}
+
+export class WebOutput {
+  readonly ctx: AudioContext;
+  readonly player: Player;
+  readonly #stamp = new ContextTimeline();
+  readonly #clock = new ContextTimeline();
+  #map: HostMap | null = null;
+  #nextFrame: number | null = null;
+  #sources: AudioBufferSourceNode[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #speakerDelayMs = 0;
+  #lastCtxSec = -1;
+  #lastMoveMs = performance.now();
+  #frozen = false;
+  onEvent: (e: PlayerEvent) => void = () => {};
+  /** The context stopped (frozen, suspended, interrupted); the page may need a tap. */
+  onStateChange: () => void = () => {};
+
+  constructor(ctx?: AudioContext) {
+    this.ctx = ctx ?? new AudioContext({ latencyHint: "playback" });
+    this.player = new Player(this.ctx.sampleRate);
+    this.ctx.onstatechange = () => this.onStateChange();
+    this.#timer = setInterval(() => this.pump(), 20);
+  }
+
+  /** Resumes the context (call from a user gesture where the browser needs one). */
+  async resume(): Promise<boolean> {
+    try {
+      await this.ctx.resume();
+    } catch { /* not allowed without a gesture */ }
+    return this.ctx.state === "running";
+  }
+
+  get needsGesture(): boolean {
+    return this.ctx.state !== "running" || this.#frozen;
+  }
+
+  setHostMap(m: HostMap): void {
+    this.#map = m;
+  }
+  addTrack(pcm: Pcm): void {
+    this.player.addTrack(pcm);
+  }
+  dropTrack(id: string): void {
+    this.player.dropTrack(id);
+  }
+  hasTrack(id: string): boolean {
+    return this.player.hasTrack(id);
+  }
+  schedule(s: Schedule): void {
+    this.player.schedule(s);
+  }
+  setVolume(volume: number, muted: boolean): void {
+    this.player.setVolume(volume, muted);
+  }
+  setChannel(c: ChannelMode): void {
+    this.player.setChannel(c);
+  }
+  setSpeakerDelay(ms: number): void {
+    this.#speakerDelayMs = ms;
+    this.player.realign();
+  }
+
+  /** How far ahead of being heard this output commits its sound (the host adds it to its lead). */
+  get bufferMs(): number {
+    return Math.round((AHEAD_SEC * 1000 + (CHUNK_FRAMES * 1000) / this.ctx.sampleRate) * 1.2);
+  }
+
+  get status(): OutputStatus {
+    const source = this.#source();
+    const stats = this.player.stats;
+    return {
+      source,
+      spreadMs: (source === "timestamp" ? this.#stamp : this.#clock).fit?.spreadMs ?? 0,
+      playing: this.player.playing,
+      errorMs: stats.errorMs,
+      resyncs: stats.resyncs,
+      rateHz: this.ctx.sampleRate,
+      state: this.#frozen ? "frozen" : this.ctx.state,
+    };
+  }
+
+  /** Which report to trust: the output timestamp, unless this engine's is unusable (WebKit). */
+  #source(): "timestamp" | "clock" {
+    const f = this.#stamp.fit;
+    return f && f.samples >= 4 && f.spreadMs < 10 ? "timestamp" : "clock";
+  }
+
+  #sample() {
+    const ctx = this.ctx;
+    const now = performance.now();
+    if (typeof ctx.getOutputTimestamp === "function") {
+      const ts = ctx.getOutputTimestamp();
+      if (ts.contextTime && ts.performanceTime) {
+        this.#stamp.add({ ctxSec: ts.contextTime, heardMs: ts.performanceTime });
+      }
+    }
+    const latencySec = (ctx.outputLatency || 0) + (ctx.baseLatency || 0);
+    // currentTime is the start of the next block to render: heard after the latency.
+    this.#clock.add({ ctxSec: ctx.currentTime, heardMs: now + latencySec * 1000 });
+    if (ctx.currentTime !== this.#lastCtxSec) {
+      this.#lastCtxSec = ctx.currentTime;
+      this.#lastMoveMs = now;
+      if (this.#frozen) {
+        this.#frozen = false;
+        this.onStateChange();
+      }
+    } else if (ctx.state === "running" && now - this.#lastMoveMs > FROZEN_MS && !this.#frozen) {
+      this.#frozen = true;
+      this.onStateChange();
+    }
+  }
+
+  /** Keeps the chain filled; runs every 20 ms and whenever the page wakes up. */
+  pump(): void {
+    const ctx = this.ctx;
+    if (ctx.state !== "running") return;
+    this.#sample();
+    const map = this.#map;
+    const timeline = this.#source() === "timestamp" ? this.#stamp : this.#clock;
+    if (!map || !timeline.fit || this.#frozen) return;
+    const rate = ctx.sampleRate;
+    const now = ctx.currentTime;
+    // Not started, or starved (a frozen tab, a long stall): start again a little ahead. The
+    // player sees the host time jump and re-places the track there.
+    let next = this.#nextFrame;
+    if (next === null || next / rate < now + 0.02) next = Math.ceil((now + 0.06) * rate);
+    const hostAt = (frame: number) =>
+      localToHost(map, performance.timeOrigin + timeline.heardMs(frame / rate)) +
+      this.#speakerDelayMs;
+    while (next / rate < now + AHEAD_SEC) {
+      const start: number = next;
+      const n = CHUNK_FRAMES;
+      const h0 = hostAt(start);
+      const block = this.player.render(n, h0, (hostAt(start + n) - h0) / n);
+      const buffer = ctx.createBuffer(2, n, rate);
+      const l = new Float32Array(n), r = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        l[i] = block[2 * i];
+        r[i] = block[2 * i + 1];
+      }
+      buffer.copyToChannel(l, 0);
+      buffer.copyToChannel(r, 1);
+      const src = ctx.createBufferSource();
+      src.buffer = buffer;
+      src.connect(ctx.destination);
+      src.start(start / rate);
+      src.onended = () => {
+        const i = this.#sources.indexOf(src);
+        if (i >= 0) this.#sources.splice(i, 1);
+      };
+      this.#sources.push(src);
+      next = start + n;
+    }
+    this.#nextFrame = next;
+    if (this.player.events.length) {
+      const evs = this.player.events;
+      this.player.events = [];
+      for (const e of evs) this.onEvent(e);
+    }
+  }
+
+  /** The page came back (visible again, network back): re-read the device and refill now. */
+  wake(): void {
+    this.#lastMoveMs = performance.now();
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    for (const s of this.#sources) {
+      try {
+        s.stop();
+      } catch { /* not started */ }
+    }
+    this.#sources = [];
+    await this.ctx.close().catch(() => {});
+  }
+}
