@@ -2,6 +2,7 @@ import { computed } from "@preact/signals";
 import { useMemo } from "preact/hooks";
 import type { Command } from "../../session/commands.ts";
 import type { Models } from "../models/app.ts";
+import { JoinInfo } from "./JoinInfo.tsx";
 import { MyOutput } from "./MyOutput.tsx";
 import { NowPlaying } from "./NowPlaying.tsx";
 import { Peers } from "./Peers.tsx";
@@ -11,7 +12,10 @@ import { SessionHeader } from "./SessionHeader.tsx";
 import { SyncHealth } from "./SyncHealth.tsx";
 import { Uploads, type UploadsModel } from "./Uploads.tsx";
 
-/** The host's session: peers left, now playing centre, queue right, requests below. */
+/**
+ * The host's session: peers and how to join left, now playing centre, queue right, requests
+ * below.
+ */
 export function HostScreen(props: {
   models: Models;
   send: (c: Command) => void;
@@ -34,6 +38,7 @@ export function HostScreen(props: {
         : { can: true, why: "" };
     }), []);
   const t = s.transport.value;
+  const n = peers.peers.value.length, max = s.maxPeers.value;
   return (
     <div class="screen host-screen">
       <SessionHeader
@@ -43,7 +48,7 @@ export function HostScreen(props: {
         onHelp={props.onHelp}
       >
         Hosted by {s.myName.value} · <span aria-label="Address">{s.address.value}</span> ·{" "}
-        {peers.peers.value.length} {peers.peers.value.length === 1 ? "peer" : "peers"}
+        {max ? `${n} of ${max} peers` : `${n} ${n === 1 ? "peer" : "peers"}`}
       </SessionHeader>
       <div class="columns">
         <div class="col left">
@@ -54,6 +59,9 @@ export function HostScreen(props: {
             nextId={q.nextTrack.value?.id ?? null}
             send={props.send}
           />
+          {s.joinUrl.value && (
+            <JoinInfo url={s.joinUrl.value} qr={s.joinQr.value} peers={n} maxPeers={max} />
+          )}
           <SyncHealth health={peers.health.value} />
         </div>
         <div class="col centre">

@@ -4,7 +4,20 @@ import { ChannelSelect } from "./ChannelSelect.tsx";
 import { percent } from "./format.ts";
 import { StatusDot } from "./StatusDot.tsx";
 
-type Extra = { next?: string; progress?: number; nextProgress?: number; client?: string };
+/** A globe: the device joined from a web page, not the app. */
+function BrowserTag() {
+  return (
+    <span class="tag tag-browser" title="Joined from a web browser">
+      <svg width="11" height="11" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+        <g fill="none" stroke="currentColor" stroke-width="2.2">
+          <circle cx="12" cy="12" r="9.5" />
+          <path d="M2.5 12h19M12 2.5c-3.3 3.4-3.3 15.6 0 19M12 2.5c3.3 3.4 3.3 15.6 0 19" />
+        </g>
+      </svg>
+      browser
+    </span>
+  );
+}
 
 function trackWord(state: string | undefined, progress: number | undefined): string {
   switch (state) {
@@ -35,19 +48,19 @@ export function Peers(props: {
       </h2>
       {props.peers.length === 0 && (
         <p class="muted">
-          No one has joined yet. Peers on this network see the jam in their Join list.
+          No one has joined yet: apps on this network list the jam under Join Jam, phones scan the
+          code below.
         </p>
       )}
       <ul>
         {props.peers.map((p) => {
-          const x = p as PeerInfo & Extra;
           const prog = props.progress[p.name] ?? {};
           return (
             <li key={p.id} class="peer" aria-label={p.name}>
               <div class="peer-top">
                 <span class="peer-name">
                   {p.name}
-                  {x.client === "browser" && <span class="tag">browser</span>}
+                  {p.client === "browser" && <BrowserTag />}
                 </span>
                 <StatusDot color={p.clock} />
               </div>
@@ -58,12 +71,12 @@ export function Peers(props: {
                 <span title="Current track">
                   now: {trackWord(
                     p.track,
-                    x.progress ?? (props.currentId ? prog[props.currentId] : undefined),
+                    p.progress ?? (props.currentId ? prog[props.currentId] : undefined),
                   )}
                 </span>
                 {props.nextId && (
                   <span title="Next track">
-                    next: {trackWord(x.next, x.nextProgress ?? prog[props.nextId])}
+                    next: {trackWord(p.next, p.nextProgress ?? prog[props.nextId])}
                   </span>
                 )}
               </div>

@@ -61,6 +61,9 @@ function apply(m: Models, e: EngineEvent): void {
       s.session.value = e.session;
       s.myName.value = e.name;
       s.jamUrl.value = e.jamUrl ?? "";
+      s.joinUrl.value = e.joinUrl ?? "";
+      s.joinQr.value = e.joinQr ?? [];
+      s.maxPeers.value = e.maxPeers ?? 0;
       if (e.role === "host") s.address.value = `${e.host ?? "127.0.0.1"}:${e.port}`;
       else s.hostName.value = e.host ?? "";
       m.home.message.value = null;
@@ -215,6 +218,9 @@ function resetSession(m: Models) {
   s.myName.value = "";
   s.hostName.value = "";
   s.address.value = "";
+  s.joinUrl.value = "";
+  s.joinQr.value = [];
+  s.maxPeers.value = 0;
   s.clock.value = null;
   s.transport.value = { state: "stopped" };
   s.next.value = null;

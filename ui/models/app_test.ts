@@ -3,6 +3,7 @@ import type { Command, EngineEvent } from "../../session/commands.ts";
 import type { TrackInfo } from "../../session/protocol.ts";
 import type { UiClient } from "../client.ts";
 import { offsetFrom } from "../client.ts";
+import { qrPath } from "../components/JoinInfo.tsx";
 import { modelsFor } from "./app.ts";
 import { positionAt } from "./session.ts";
 
@@ -217,4 +218,36 @@ Deno.test("a track ready everywhere stops counting as ready when a peer joins", 
   assert.equal(m.queue.readyAll.value.size, 0);
   emit({ type: "track-ready-all", trackId: "t1", fileName: "a.mp3" });
   assert.ok(m.queue.readyAll.value.has("t1"));
+});
+
+Deno.test("the host's join address, its QR code and the peer cap come with the session and go Home", () => {
+  const { client, emit } = fakeClient();
+  const { models: m } = modelsFor(client);
+  emit({
+    type: "session",
+    role: "host",
+    session: "Jam",
+    name: "Alex",
+    port: 7420,
+    host: "192.168.1.20",
+    joinUrl: "http://192.168.1.20:7420/",
+    joinQr: ["101", "010", "111"],
+    maxPeers: 8,
+  });
+  assert.equal(m.session.joinUrl.value, "http://192.168.1.20:7420/");
+  assert.deepEqual(m.session.joinQr.value, ["101", "010", "111"]);
+  assert.equal(m.session.maxPeers.value, 8);
+  emit({ type: "home", hostName: "Alex", peerName: "", sessionName: "", address: "", port: 7420 });
+  assert.equal(m.session.joinUrl.value, "");
+  assert.deepEqual(m.session.joinQr.value, []);
+  assert.equal(m.session.maxPeers.value, 0);
+  // A peer's session has no join address.
+  emit({ type: "session", role: "peer", session: "Jam", name: "Sam", host: "Alex" });
+  assert.equal(m.session.joinUrl.value, "");
+});
+
+Deno.test("the QR path draws each run of dark modules once, inside a 4-module quiet zone", () => {
+  assert.equal(qrPath(["0110", "1001"]), "M5 4h2v1h-2zM4 5h1v1h-1zM7 5h1v1h-1z");
+  assert.equal(qrPath(["111"], 0), "M0 0h3v1h-3z");
+  assert.equal(qrPath([]), "");
 });

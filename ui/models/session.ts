@@ -32,6 +32,12 @@ export function createSessionModel() {
     address: signal(""),
     /** Where covers are served (`http://HOST:PORT`). */
     jamUrl: signal(""),
+    /** Host: the page phones and laptops open to join (`http://LAN-ADDRESS:PORT/`). */
+    joinUrl: signal(""),
+    /** Host: `joinUrl` as QR modules, one `0`/`1` string per row (1 = dark). */
+    joinQr: signal<string[]>([]),
+    /** Host: how many peers the jam admits (0: not said). */
+    maxPeers: signal(0),
     audio: signal<{ backend: string; audible: boolean; warning?: string } | null>(null),
     /** Peer: its clock to the host. */
     clock: signal<{ color: string; rttMs: number; locked: boolean } | null>(null),
