@@ -7,6 +7,7 @@
 import type { SinkBackend } from "../audio/sink.ts";
 import { type DiscoveredJam, watchJams } from "../net/discovery.ts";
 import type { LocalClock } from "../net/local_clock.ts";
+import type { PeerPageAssets } from "../server/http.ts";
 import { type Command, type EngineEvent, parseAddress } from "../session/commands.ts";
 import type { DeviceSettings, SettingsStore } from "../session/device_settings.ts";
 import { HostEngine } from "../session/host.ts";
@@ -34,6 +35,8 @@ export interface AppOptions {
   advertise?: boolean;
   /** How many peers a created jam admits (`--max-peers`; default 5). */
   maxPeers?: number;
+  /** The page browsers open to join a created jam (served at `/` on its port). */
+  peerPage?: () => Promise<PeerPageAssets>;
 }
 
 export interface AppComponents {
@@ -230,6 +233,7 @@ export class AppController {
         hostname: this.opts.bind,
         advertise: this.opts.advertise,
         maxPeers: this.opts.maxPeers,
+        peerPage: this.opts.peerPage,
         requestDir: this.opts.cacheDir("requests"),
         ...this.#output,
       },
