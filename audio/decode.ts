@@ -49,8 +49,14 @@ export async function decodeMp3(
     }
     throw e;
   }
+  await checkWasm(opts.fileName);
   const decoder = new MPEGDecoder({ enableGapless: true });
-  await decoder.ready;
+  await settlesWithin(decoder.ready, READY_TIMEOUT_MS, () =>
+    new DecodeError(
+      `Cannot decode "${opts.fileName}": the decoder did not start within ${
+        READY_TIMEOUT_MS / 1000
+      } s`,
+    ));
   try {
     // The frame scan knows the length: decode straight into buffers of that size (growing
     // them only if the decoder gives more), so a long track needs its PCM once, not twice.
@@ -77,6 +83,41 @@ export async function decodeMp3(
     return { id: opts.id, rateHz, ...pcm.take(), facts };
   } finally {
     decoder.free();
+  }
+}
+
+/**
+ * mpg123-decoder's `ready` never settles when WebAssembly may not compile (its inflate step
+ * drops the rejection): in a worker whose Content-Security-Policy lacks 'wasm-unsafe-eval', or
+ * a browser in a locked-down mode, a decode would hang for ever. Compiling an empty module
+ * first turns that into a sentence; the timeout catches whatever else keeps it from starting.
+ */
+const READY_TIMEOUT_MS = 20_000;
+let wasmAllowed: Promise<boolean> | undefined;
+
+async function checkWasm(fileName: string): Promise<void> {
+  wasmAllowed ??= WebAssembly.compile(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0])).then(
+    () => true,
+    () => false,
+  );
+  if (!(await wasmAllowed)) {
+    throw new DecodeError(
+      `Cannot decode "${fileName}": this page may not run WebAssembly, which the decoder needs ` +
+        "(a security policy or the browser's locked-down mode forbids it)",
+    );
+  }
+}
+
+/** `p`, or the error `timeout()` makes if `p` has not settled within `ms`. */
+async function settlesWithin<T>(p: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => timer = setTimeout(() => reject(timeout()), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
