@@ -26,7 +26,8 @@ export type DecodeReply =
   | { type: "progress"; id: string; fraction: number }
   /**
    * The decoded track as int16 (the player reads value/32768): half the memory of float. The
-   * buffers are transferred, not copied; each channel has its own buffer.
+   * buffers are transferred, not copied; each channel has its own, which may run a few thousand
+   * frames past the view: the views' lengths are the track's.
    */
   | {
     type: "done";
