@@ -19,7 +19,7 @@ import {
   portOf,
   settingsStore,
 } from "./options.ts";
-import { ensureBundle, filePath, loadUiAssets } from "./ui_assets.ts";
+import { ensureBundle, filePath, loadPeerAssets, loadUiAssets } from "./ui_assets.ts";
 import { openWindow, setWindowBusy, windowProblem, WindowUnavailableError } from "./window.ts";
 
 /** The built-in demo track, made by `assets/make_demo.ts`. */
@@ -54,7 +54,8 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
     }
   }
   await ensureBundle();
-  const assets = await loadUiAssets();
+  const [assets, peerAssets] = await Promise.all([loadUiAssets(), loadPeerAssets()]);
+  options.peerPage = () => Promise.resolve(peerAssets);
 
   const controller = new AppController(options, {
     clock: () => clockOf(flags),

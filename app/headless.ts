@@ -7,6 +7,7 @@ import { browse } from "../net/discovery.ts";
 import { type EngineEvent, parseCommand } from "../session/commands.ts";
 import { HostEngine } from "../session/host.ts";
 import { PeerEngine } from "../session/peer.ts";
+import type { PeerPageAssets } from "../server/http.ts";
 import {
   cacheDir,
   clockOf,
@@ -17,6 +18,7 @@ import {
   portOf,
   UsageError,
 } from "./options.ts";
+import { ensureBundle, loadPeerAssets } from "./ui_assets.ts";
 
 /** Prints events as JSON lines on stdout, human sentences on stderr; both go to the log. */
 function outputs(logFile: LogFile) {
@@ -58,6 +60,22 @@ async function commandLoop(run: (line: string) => Promise<boolean>, stop: Promis
   }
 }
 
+/**
+ * The page browsers open to join, built first if a source is newer (read once: the jam server
+ * serves it from memory). Without it the jam still runs for the app's peers, so a page that
+ * cannot be built costs a sentence, not the jam.
+ */
+async function peerPage(log: (s: string) => void) {
+  try {
+    await ensureBundle({ only: ["peer", "decodeWorker"] });
+    const assets = await loadPeerAssets();
+    return (): Promise<PeerPageAssets> => Promise.resolve(assets);
+  } catch (e) {
+    log(`Browsers cannot join this jam: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
 /** `phaselock host --headless`: a jam driven by commands on stdin. */
 export async function runHost(
   flags: Record<string, unknown>,
@@ -68,6 +86,7 @@ export async function runHost(
   const session = need(flags, "name"), name = need(flags, "as");
   const port = portOf(flags);
   const maxPeers = maxPeersOf(flags);
+  const page = await peerPage(log);
   const engine = new HostEngine(
     {
       session,
@@ -76,6 +95,7 @@ export async function runHost(
       hostname: flags.bind as string | undefined,
       advertise: !flags["no-advertise"],
       maxPeers,
+      peerPage: page,
       requestDir: cacheDir(flags, "requests"),
       ...outputOf(flags),
     },
@@ -96,11 +116,13 @@ export async function runHost(
   }
   log(`hosting "${session}" on port ${port}`);
   // With no LAN address (or --bind 127.0.0.1) the page is still there, for this machine only.
-  log(
-    /^http:\/\/(127\.|\[::1\])/.test(engine.joinUrl)
-      ? `Only a browser on this machine can join, at ${engine.joinUrl}: no LAN address to offer`
-      : `Phones and laptops join at ${engine.joinUrl} (open it in a browser)`,
-  );
+  if (page) {
+    log(
+      /^http:\/\/(127\.|\[::1\])/.test(engine.joinUrl)
+        ? `Only a browser on this machine can join, at ${engine.joinUrl}: no LAN address to offer`
+        : `Phones and laptops join at ${engine.joinUrl} (open it in a browser)`,
+    );
+  }
   for (const f of files) await engine.add(f);
   let quit!: () => void;
   const quitting = new Promise<void>((r) => quit = r);

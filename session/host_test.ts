@@ -102,3 +102,23 @@ Deno.test("without maxPeers a jam admits five", opts, async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test(
+  "the page browsers join from is served at / on the jam's port when the host has one",
+  opts,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
+    const port = 23000 + Math.floor(Math.random() * 20000);
+    const page = { html: "<p>Join Cap Test</p>", css: "p{}", js: "1", worker: "2" };
+    const { host } = engine({ port, peerPage: () => Promise.resolve(page) }, dir);
+    try {
+      await host.start();
+      const res = await fetch(host.joinUrl);
+      assertEquals(await res.text(), page.html);
+      assertEquals(await (await fetch(`${host.joinUrl}peer.js`)).text(), "1");
+    } finally {
+      await host.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
