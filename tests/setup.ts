@@ -2,9 +2,9 @@
  * Makes sure the system parts the tests drive are present: PulseAudio (a private daemon per
  * test), its tools, PortAudio, ALSA's pulse plugin, iproute2 (network namespaces), sox and
  * lame (test tracks made on the fly), and for the browser and window tests Debian's Chromium,
- * a virtual X server with screenshots, WebKitGTK and a font. On a fresh Debian/Ubuntu machine,
- * as root, it installs what is missing; otherwise it says exactly what to install. Tests never
- * skip for a missing part: they fail loudly instead.
+ * Firefox ESR and WebKitGTK's WebDriver, a virtual X server with screenshots, WebKitGTK and a
+ * font. On a fresh Debian/Ubuntu machine, as root, it installs what is missing; otherwise it
+ * says exactly what to install. Tests never skip for a missing part: they fail loudly instead.
  */
 
 /** Each package, and how to tell it is there without asking the package manager. */
@@ -23,6 +23,15 @@ const PACKAGES: { name: string; present: { bin?: string; lib?: string; file?: st
   { name: "lame", present: { bin: "lame" } },
   // Browser peers and the web UI: Debian's Chromium driven by playwright-core.
   { name: "chromium", present: { file: "/usr/bin/chromium" } },
+  // Browser peers on the other engines: Firefox ESR (puppeteer-core over WebDriver BiDi) and
+  // WebKitGTK's MiniBrowser driven by WebKitWebDriver, which plays WebAudio through GStreamer:
+  // without GStreamer's PulseAudio plugin it plays into nothing.
+  { name: "firefox-esr", present: { file: "/usr/bin/firefox-esr" } },
+  { name: "webkit2gtk-driver", present: { bin: "WebKitWebDriver" } },
+  {
+    name: "gstreamer1.0-pulseaudio",
+    present: { file: "/usr/lib/*/gstreamer-1.0/libgstpulseaudio.so" },
+  },
   // The desktop window (WebKitGTK) under a virtual X server, screenshots with `import`.
   { name: "xvfb", present: { bin: "Xvfb" } },
   { name: "xauth", present: { bin: "xauth" } },
