@@ -36,6 +36,7 @@ export function JoinPage(props: { model: HomeModel; onJoin: (name: string) => vo
             value={name}
             maxLength={40}
             placeholder="Sam"
+            name="name"
             autocomplete="nickname"
             enterKeyHint="go"
             onInput={(e) => setName(e.currentTarget.value)}

@@ -26,6 +26,12 @@ export interface TimelineOptions {
   jumpCount?: number;
   /** Largest believable rate difference between the context's clock and the page's. */
   maxSlopePpm?: number;
+  /**
+   * Which part of the readings the map follows: 0.5 (the median) for readings whose noise is
+   * symmetric (an output timestamp); lower for `currentTime` read beside `performance.now()`,
+   * which only ever reads late (the clock advances in blocks), so its lower edge is the truth.
+   */
+  quantile?: number;
 }
 
 /** A fitted map: heard(ctx) = ctxSec·1000·(1 + slope) + offset, anchored at `refSec`. */
@@ -35,16 +41,21 @@ export interface TimelineFit {
   heardAtRefMs: number;
   /** (page ms per context ms) − 1. */
   slope: number;
-  /** Median absolute residual of the samples around the fit (ms): how noisy the source is. */
+  /** Median absolute residual of the samples around their median (ms): how noisy they are. */
   spreadMs: number;
+  /** Median of the readings above the fitted line (ms): 0 when fitting the median. */
+  centreMs: number;
   samples: number;
 }
 
-const median = (xs: number[]): number => {
+/** The q-quantile of `xs` (linear between neighbours). */
+const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  const at = (s.length - 1) * q;
+  const i = Math.floor(at);
+  return i + 1 < s.length ? s[i] + (s[i + 1] - s[i]) * (at - i) : s[i];
 };
+const median = (xs: number[]) => quantile(xs, 0.5);
 
 export class ContextTimeline {
   readonly #o: Required<TimelineOptions>;
@@ -55,7 +66,14 @@ export class ContextTimeline {
   jumps = 0;
 
   constructor(options: TimelineOptions = {}) {
-    this.#o = { windowSec: 8, jumpMs: 4, jumpCount: 4, maxSlopePpm: 1000, ...options };
+    this.#o = {
+      windowSec: 8,
+      jumpMs: 4,
+      jumpCount: 4,
+      maxSlopePpm: 1000,
+      quantile: 0.5,
+      ...options,
+    };
   }
 
   get fit(): TimelineFit | null {
@@ -70,7 +88,8 @@ export class ContextTimeline {
     if (last && s.ctxSec < last.ctxSec) this.reset();
     let jumped = false;
     if (this.#fit && this.#samples.length >= 8) {
-      const r = s.heardMs - this.heardMs(s.ctxSec);
+      // Measured from the readings' centre, where their noise is symmetric.
+      const r = s.heardMs - this.heardMs(s.ctxSec) - this.#fit.centreMs;
       const sign = Math.abs(r) > Math.max(this.#o.jumpMs, 4 * this.#fit.spreadMs)
         ? Math.sign(r)
         : 0;
@@ -110,8 +129,9 @@ export class ContextTimeline {
     const n = ss.length;
     if (n === 0) return;
     const refSec = ss[n - 1].ctxSec;
-    // Residuals against a slope of zero; the slope comes from the halves' medians, which no
+    // Residuals against a slope of zero; the slope comes from the halves' quantiles, which no
     // single reading can move.
+    const q = this.#o.quantile;
     const d = ss.map((s) => s.heardMs - s.ctxSec * 1000);
     let slope = 0;
     if (n >= 6) {
@@ -119,14 +139,22 @@ export class ContextTimeline {
       const span = median(ss.slice(h).map((s) => s.ctxSec)) -
         median(ss.slice(0, h).map((s) => s.ctxSec));
       if (span >= 2) {
-        slope = (median(d.slice(h)) - median(d.slice(0, h))) / (span * 1000);
+        slope = (quantile(d.slice(h), q) - quantile(d.slice(0, h), q)) / (span * 1000);
         const max = this.#o.maxSlopePpm * 1e-6;
         slope = Math.max(-max, Math.min(max, slope));
       }
     }
     const at = ss.map((s, i) => d[i] - (s.ctxSec - refSec) * 1000 * slope);
-    const offset = median(at);
-    const spreadMs = median(at.map((x) => Math.abs(x - offset)));
-    this.#fit = { refSec, heardAtRefMs: refSec * 1000 + offset, slope, spreadMs, samples: n };
+    const offset = quantile(at, q);
+    const centre = median(at);
+    const spreadMs = median(at.map((x) => Math.abs(x - centre)));
+    this.#fit = {
+      refSec,
+      heardAtRefMs: refSec * 1000 + offset,
+      slope,
+      spreadMs,
+      centreMs: centre - offset,
+      samples: n,
+    };
   }
 }

@@ -53,3 +53,14 @@ Deno.test("early wander (tens of ms) settles: the fit tracks the readings' media
   const err = t.heardMs(16) - heard(16);
   assertTrue(Math.abs(err) < 0.3, `error ${err.toFixed(3)} ms once settled`);
 });
+
+Deno.test("a low quantile follows the lower edge of readings that only ever come late", () => {
+  const t = new ContextTimeline({ quantile: 0.05 });
+  const r = rng(11);
+  const heard = (c: number) => 300 + c * 1000;
+  // currentTime advances in 20 ms blocks: a reading is 0–20 ms late, never early.
+  drive(t, 0.05, 12, heard, () => r() * 20);
+  const err = t.heardMs(12) - heard(12);
+  assertTrue(err > -0.5 && err < 2.5, `error ${err.toFixed(3)} ms`);
+  assertTrue(t.jumps === 0, "block-late readings are not jumps");
+});
