@@ -1,5 +1,5 @@
 import { type HostMap, localToHost } from "../net/local_clock.ts";
-import { DriftController } from "./drift.ts";
+import { DriftController, type DriftLimits } from "./drift.ts";
 
 /**
  * Decides what every output frame contains. Pure: the write loop asks it to render the block
@@ -72,10 +72,13 @@ export class Player {
   /** A play whose track was not loaded yet (joining mid-song): starts once it is. */
   #awaiting: Extract<Schedule, { kind: "play" }> | null = null;
   #realign = false;
-  readonly #drift = new DriftController();
+  readonly #drift: DriftController;
   events: PlayerEvent[] = [];
 
-  constructor(readonly outRateHz: number) {}
+  /** `drift`: the controller's limits (a browser's output moves more than a sound card's). */
+  constructor(readonly outRateHz: number, drift?: DriftLimits) {
+    this.#drift = new DriftController(drift);
+  }
 
   /** Adds a track; its channels must be of one sample type (TypeError otherwise). */
   addTrack(pcm: Pcm): void {

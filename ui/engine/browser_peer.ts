@@ -33,8 +33,15 @@ import { pageNowMs, WsClock } from "./ws_clock.ts";
 
 /** Said when the host ends the jam or cannot be reached any more. */
 export const HOST_GONE = "Host disconnected — session ended";
-/** Reconnection attempts (1 s apart) while the network is up before the host counts as gone. */
+/**
+ * Refused reconnections (the host machine answers, PhaseLock on it does not) before the host
+ * counts as gone; attempts that time out are the network's fault and do not count, up to
+ * {@link GIVE_UP_MS} without the host.
+ */
 const RECONNECT_TRIES = 4;
+const GIVE_UP_MS = 60_000;
+/** A connection attempt not open by then is abandoned (a stalled network holds it for minutes). */
+const CONNECT_TIMEOUT_MS = 3000;
 /** Silence from the host (heartbeats come every 0.5 s) that means the link is down. */
 const SILENCE_MS = 2500;
 
@@ -83,6 +90,7 @@ export class BrowserPeer implements UiClient {
   #lastHeardMs = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
   #reconnectTries = 0;
+  #lostAtMs = 0;
   #ids: string[] = [];
   #current = -1;
   readonly #tracks = new Map<string, TrackInfo>();
@@ -183,7 +191,12 @@ export class BrowserPeer implements UiClient {
     const ws = new WebSocket(`${this.base.replace(/^http/, "ws")}/ws`);
     this.#ws = ws;
     let welcomed = false;
+    const openedAt = performance.now();
+    const timeout = setTimeout(() => {
+      if (ws.readyState !== WebSocket.OPEN && ws === this.#ws) ws.close();
+    }, CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
+      clearTimeout(timeout);
       this.#send({
         type: "hello",
         protocolVersion: PROTOCOL_VERSION,
@@ -212,8 +225,11 @@ export class BrowserPeer implements UiClient {
       } else this.#onMessage(m);
     };
     ws.onclose = (ev) => {
+      clearTimeout(timeout);
       if (ws !== this.#ws) return;
       if (this.#phase === "home") return;
+      // Turned away at once: nobody listens at the host's address any more.
+      const refused = !welcomed && performance.now() - openedAt < 1500;
       // The host ended the jam on purpose: no point in trying again.
       if (ev.code === 1001 || (!welcomed && this.#phase === "joining")) {
         return this.#end(
@@ -222,7 +238,7 @@ export class BrowserPeer implements UiClient {
             : HOST_GONE,
         );
       }
-      this.#lost();
+      this.#lost(refused);
     };
   }
 
@@ -265,8 +281,12 @@ export class BrowserPeer implements UiClient {
   }
 
   /** The link dropped without the host saying goodbye: keep playing, and try to get back. */
-  #lost() {
+  #lost(refused = false) {
     if (this.#phase === "home") return;
+    if (this.#phase !== "reconnecting") {
+      this.#lostAtMs = performance.now();
+      this.#reconnectTries = 0;
+    }
     const ws = this.#ws;
     this.#ws = null;
     try {
@@ -281,13 +301,17 @@ export class BrowserPeer implements UiClient {
       return; // the `online` event brings us back
     }
     this.link.value = "reconnecting";
-    if (++this.#reconnectTries > RECONNECT_TRIES) return this.#end(HOST_GONE);
+    if (refused) this.#reconnectTries++;
+    if (
+      this.#reconnectTries >= RECONNECT_TRIES || performance.now() - this.#lostAtMs > GIVE_UP_MS
+    ) return this.#end(HOST_GONE);
     setTimeout(() => {
       if (this.#phase === "reconnecting" && !this.#ws) this.#connect();
     }, 1000);
   }
 
   #online() {
+    if (this.#phase === "joined") this.link.value = "ok";
     if (this.#phase !== "reconnecting") return;
     this.#reconnectTries = 0;
     this.link.value = "reconnecting";
@@ -660,6 +684,7 @@ export class BrowserPeer implements UiClient {
       output: this.#output?.status ?? null,
       tracks: Object.fromEntries([...this.#state].map(([id, s]) => [id, s.state])),
       bufferMs: this.#output?.bufferMs ?? 0,
+      trace: this.#output?.trace ?? [],
     };
   }
 

@@ -15,6 +15,7 @@ import {
   type PlayerEvent,
   type Schedule,
 } from "../../audio/player.ts";
+import { BROWSER_DRIFT } from "../../audio/drift.ts";
 import { ContextTimeline } from "./timeline.ts";
 
 /** Frames per source node: ~43 ms at 48 kHz. */
@@ -60,13 +61,24 @@ export class WebOutput {
   #lastCtxSec = -1;
   #lastMoveMs = performance.now();
   #frozen = false;
+  /** Twice a second: how the two reports compared and which was used (tests, benchmark). */
+  readonly trace: {
+    atMs: number;
+    source: string;
+    apartMs: number | null;
+    stampSpreadMs: number | null;
+    clockSpreadMs: number | null;
+    errorMs: number;
+    resyncs: number;
+  }[] = [];
+  #lastTraceMs = 0;
   onEvent: (e: PlayerEvent) => void = () => {};
   /** The context stopped (frozen, suspended, interrupted); the page may need a tap. */
   onStateChange: () => void = () => {};
 
   constructor(ctx?: AudioContext) {
     this.ctx = ctx ?? new AudioContext({ latencyHint: "playback" });
-    this.player = new Player(this.ctx.sampleRate);
+    this.player = new Player(this.ctx.sampleRate, BROWSER_DRIFT);
     this.ctx.onstatechange = () => this.onStateChange();
     this.#timer = setInterval(() => this.pump(), 20);
   }
@@ -129,18 +141,16 @@ export class WebOutput {
   }
 
   /**
-   * Which report to trust. Measured here (design §6): `currentTime` read beside
-   * `performance.now()`, at its lower edge, plus the latency the browser reports, is right in
-   * Chromium (within 0.5 ms of its output timestamp) but noisy (it advances in blocks).
-   * Chromium's output timestamp agrees with it and is steady (spread 0.05 ms): used. Firefox's
-   * leaves the output latency out (22 ms off), WebKitGTK's is frozen: not used.
+   * Which report to trust. Measured here (design §6): Chromium's output timestamp is steady
+   * (spread 0.05 ms) and right; Firefox's only echoes its `currentTime` sawtooth (spread
+   * 2–3 ms, output latency left out: 35 ms late), WebKitGTK's is frozen (spread of seconds).
+   * So the timestamp is used while it is steady, `currentTime` + latency otherwise.
    */
   #source(): "timestamp" | "clock" {
-    const s = this.#stamp.fit, c = this.#clock.fit;
-    if (!s || !c || s.samples < 20 || c.samples < 20) return (this.#useStamp = false, "clock");
-    const apart = Math.abs(this.#stamp.heardMs(c.refSec) - this.#clock.heardMs(c.refSec));
-    if (apart < 4 && s.spreadMs < 3) this.#useStamp = true;
-    else if (apart > 8 || s.spreadMs > 10) this.#useStamp = false;
+    const s = this.#stamp.fit;
+    if (!s || s.samples < 10) this.#useStamp = false;
+    else if (s.spreadMs < 1) this.#useStamp = true;
+    else if (s.spreadMs > 3) this.#useStamp = false;
     return this.#useStamp ? "timestamp" : "clock";
   }
 
@@ -175,7 +185,24 @@ export class WebOutput {
     if (ctx.state !== "running") return;
     this.#sample();
     const map = this.#map;
-    const timeline = this.#source() === "timestamp" ? this.#stamp : this.#clock;
+    const source = this.#source();
+    const timeline = source === "timestamp" ? this.#stamp : this.#clock;
+    const t = performance.now();
+    if (t - this.#lastTraceMs >= 500) {
+      this.#lastTraceMs = t;
+      const s = this.#stamp.fit, c = this.#clock.fit;
+      const stats = this.player.stats;
+      this.trace.push({
+        atMs: Math.round(t),
+        source,
+        apartMs: s && c ? this.#stamp.heardMs(c.refSec) - this.#clock.heardMs(c.refSec) : null,
+        stampSpreadMs: s?.spreadMs ?? null,
+        clockSpreadMs: c?.spreadMs ?? null,
+        errorMs: stats.errorMs,
+        resyncs: stats.resyncs,
+      });
+      if (this.trace.length > 240) this.trace.shift();
+    }
     if (!map || !timeline.fit || this.#frozen) return;
     const rate = ctx.sampleRate;
     const now = ctx.currentTime;
