@@ -390,3 +390,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a page that joins again plays the track it kept: no second download",
+  ...opts,
+  async fn() {
+    const c = await chromiumJam([{ name: "Kept", seconds: 8 }]);
+    const { jam, page } = c;
+    const downloads = () =>
+      jam.host.count((e) =>
+        e.type === "transfer" && e.peer === c.name && e.state === "downloading"
+      );
+    try {
+      await join(page, jam.url, c.name);
+      await readyOn(jam.host, c.name);
+      assertTrue(downloads() >= 1, "the first visit downloads the track");
+      const before = downloads();
+      await page.getByRole("button", { name: "Leave" }).click();
+      await jam.host.waitFor((e) => e.type === "peer-left" && e.name === c.name);
+      // A fresh page load, as when a phone opens the address again.
+      const from = jam.host.events.length;
+      await join(page, jam.url, c.name);
+      await jam.host.waitFor(
+        (e) => jam.host.events.indexOf(e) >= from && e.type === "track-ready" && e.peer === c.name,
+        15000,
+        "the kept track to be ready",
+      );
+      assertEquals(downloads(), before, "the track was downloaded again");
+      assertEquals(c.browser.consoleErrors(), []);
+    } catch (e) {
+      dump(jam.host);
+      throw e;
+    } finally {
+      await c.browser.close();
+      await cleanUp(jam, c.rec);
+    }
+  },
+});

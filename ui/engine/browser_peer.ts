@@ -28,6 +28,7 @@ import { queueEvent, wantedOf } from "../../session/queue.ts";
 import type { UiClient } from "../client.ts";
 import type { DecodeReply, DecodeRequest } from "./decode_messages.ts";
 import { fetchTrack } from "./fetch_track.ts";
+import { TrackCache } from "./track_cache.ts";
 import { WebOutput } from "./web_output.ts";
 import { pageNowMs, WsClock } from "./ws_clock.ts";
 
@@ -80,6 +81,7 @@ export class BrowserPeer implements UiClient {
   readonly link = signal<"ok" | "offline" | "reconnecting">("ok");
   readonly #listeners = new Set<(e: EngineEvent) => void>();
   readonly #memory = new BrowserMemory();
+  readonly #cache = new TrackCache();
   #phase: Phase = "home";
   #ws: WebSocket | null = null;
   #clock: WsClock | null = null;
@@ -495,22 +497,29 @@ export class BrowserPeer implements UiClient {
       abort,
     };
     this.#state.set(t.id, entry);
-    this.#report(t, "downloading", 0);
     try {
-      const bytes = await fetchTrack({
-        url: `${this.base}/tracks/${t.id}`,
-        sha256: t.id,
-        sizeBytes: t.sizeBytes,
-        signal: abort.signal,
-        onProgress: (f) => f < 1 && this.#report(t, "downloading", f),
-        onRetry: (n, why, from) =>
-          this.#notice(
-            "warn",
-            `Retrying "${t.fileName}" (attempt ${n + 1} of 4${
-              from > 0 ? `, resuming at byte ${from}` : ""
-            }): ${why}`,
-          ),
-      });
+      // Kept from an earlier visit: no download at all.
+      let bytes = await this.#cache.get(t.id);
+      if (this.#state.get(t.id) !== entry) return;
+      if (!bytes) {
+        this.#report(t, "downloading", 0);
+        bytes = await fetchTrack({
+          url: `${this.base}/tracks/${t.id}`,
+          sha256: t.id,
+          sizeBytes: t.sizeBytes,
+          signal: abort.signal,
+          onProgress: (f) => f < 1 && this.#report(t, "downloading", f),
+          onRetry: (n, why, from) =>
+            this.#notice(
+              "warn",
+              `Retrying "${t.fileName}" (attempt ${n + 1} of 4${
+                from > 0 ? `, resuming at byte ${from}` : ""
+              }): ${why}`,
+            ),
+        });
+        // Copied (synchronously, into a Blob) before the bytes are moved to the decoder.
+        void this.#cache.put(t.id, bytes);
+      }
       entry.state = "decoding";
       this.#report(t, "decoding", 1);
       const pcm = await this.#decode(t, bytes, abort.signal);
