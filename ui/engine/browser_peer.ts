@@ -440,8 +440,10 @@ export class BrowserPeer implements UiClient {
       this.#lastPlay = null;
       this.#emit({ type: "stopped", atHostMs: e.atHostMs });
     }
-    if (e.type === "resync") {
-      this.#notice("warn", `Resynchronised playback (was ${e.errorMs.toFixed(1)} ms off).`);
+    // A page's output jumps by a few ms now and then (the browser's audio thread stalls, its
+    // reports settle): re-placing it is routine and inaudible, not news. A large jump is.
+    if (e.type === "resync" && Math.abs(e.errorMs) >= 100) {
+      this.#notice("warn", `Resynchronised playback (was ${e.errorMs.toFixed(0)} ms off).`);
     }
     if (e.type === "missing") {
       this.#notice("info", "The song is already playing: joining in as soon as it is loaded.");
