@@ -11,6 +11,7 @@ export type ToWorker =
   | { type: "volume"; volume: number; muted: boolean }
   | { type: "speakerDelay"; ms: number }
   | { type: "channel"; channel: ChannelMode }
+  | { type: "clicks"; on: boolean }
   | { type: "close" };
 
 export interface OutputStatus {
@@ -93,6 +94,10 @@ export class AudioOutput {
   }
   setChannel(channel: ChannelMode) {
     this.#send({ type: "channel", channel });
+  }
+  /** The click test: a tick at every whole host second while on (the player mixes it). */
+  setClicks(on: boolean) {
+    this.#send({ type: "clicks", on });
   }
   async close() {
     this.#send({ type: "close" });

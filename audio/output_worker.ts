@@ -63,6 +63,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       case "channel":
         player?.setChannel(m.channel);
         break;
+      case "clicks":
+        player?.setClicks(m.on);
+        break;
       case "close":
         running = false;
         break;

@@ -48,6 +48,27 @@ export type PlayerEvent =
 
 const FADE_FRAMES = 96; // 2 ms at 48 kHz: long enough to avoid a click, short enough to be "now"
 
+/**
+ * The click test's tick: a 2 kHz burst of 5 ms starting on every whole host second, peaking at
+ * −12 dBFS. Short and bright so that two devices a few ms apart are heard as two ticks.
+ */
+export const CLICK_MS = 5;
+export const CLICK_HZ = 2000;
+export const CLICK_PEAK = 0.25;
+/** Attack of the tick's envelope (ms): a fast rise, then a quadratic fall to 0 at CLICK_MS. */
+const CLICK_ATTACK_MS = 0.1;
+
+/**
+ * The tick's value `tMs` after a whole host second (0 outside [0, CLICK_MS)). A function of host
+ * time, not of frames: a tick is placed to the fraction of a frame, like a track's frames are.
+ */
+export function clickAt(tMs: number): number {
+  if (tMs < 0 || tMs >= CLICK_MS) return 0;
+  const fall = 1 - tMs / CLICK_MS;
+  const env = Math.min(1, tMs / CLICK_ATTACK_MS) * fall * fall;
+  return CLICK_PEAK * env * Math.sin((2 * Math.PI * CLICK_HZ * tMs) / 1000);
+}
+
 export interface PlayerStats {
   /** Last measured placement error (ms, positive = ahead). */
   errorMs: number;
@@ -72,6 +93,7 @@ export class Player {
   /** A play whose track was not loaded yet (joining mid-song): starts once it is. */
   #awaiting: Extract<Schedule, { kind: "play" }> | null = null;
   #realign = false;
+  #clicks = false;
   readonly #drift: DriftController;
   events: PlayerEvent[] = [];
 
@@ -106,6 +128,14 @@ export class Player {
   }
 
   /**
+   * The click test: while on, a tick ({@link clickAt}) is mixed in at every whole host second,
+   * over music or silence, placed like music (speaker delay, drift) and scaled by the volume.
+   */
+  setClicks(on: boolean): void {
+    this.#clicks = on;
+  }
+
+  /**
    * Moves to the ideal position at the next block (with a crossfade) instead of slewing:
    * for deliberate changes such as a new speaker delay, which the listener expects at once.
    */
@@ -134,6 +164,7 @@ export class Player {
    */
   render(n: number, h0: number, msPerFrame: number): Float32Array {
     const out = new Float32Array(n * 2);
+    const gain0 = this.#gain;
     const gainStep = (this.#targetGain - this.#gain) / n;
     let step = this.#control(h0, msPerFrame);
     const waited = this.#awaiting;
@@ -184,6 +215,7 @@ export class Player {
       out[2 * i + 1] = r * g;
     }
     this.#gain = this.#targetGain;
+    if (this.#clicks) mixClicks(out, n, h0, msPerFrame, gain0, gainStep);
     return out;
   }
 
@@ -240,6 +272,33 @@ export class Player {
       return base;
     }
     return d.action === "nudge" ? base * (1 + d.nudge) : base;
+  }
+}
+
+/**
+ * Adds the ticks that fall within a block: only the frames inside a tick are visited (a block
+ * of 10 ms holds at most one tick), so a block without one costs two divisions. The tick is the
+ * same on both outputs, so it is added after the channel mix: every channel mode plays it.
+ */
+function mixClicks(
+  out: Float32Array,
+  n: number,
+  h0: number,
+  msPerFrame: number,
+  gain0: number,
+  gainStep: number,
+): void {
+  const hEnd = h0 + n * msPerFrame;
+  // Every second whose tick overlaps [h0, hEnd): from the one that may still be sounding.
+  for (let sec = Math.floor((h0 - CLICK_MS) / 1000) + 1; sec * 1000 < hEnd; sec++) {
+    const start = sec * 1000;
+    const first = Math.max(0, Math.ceil((start - h0) / msPerFrame));
+    const last = Math.min(n, Math.ceil((start + CLICK_MS - h0) / msPerFrame));
+    for (let i = first; i < last; i++) {
+      const v = clickAt(h0 + i * msPerFrame - start) * (gain0 + gainStep * i);
+      out[2 * i] += v;
+      out[2 * i + 1] += v;
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { assertEquals, assertNear, assertThrows, assertTrue } from "../tests/assert.ts";
-import { CHANNEL_MODES, type ChannelMode, type Pcm, Player } from "./player.ts";
+import { CHANNEL_MODES, type ChannelMode, CLICK_MS, clickAt, type Pcm, Player } from "./player.ts";
 
 /** A track whose sample value is its own frame index / 1e6: output reveals the position. */
 function rampTrack(id: string, frames: number, rateHz = 48000) {
@@ -224,4 +224,132 @@ Deno.test("int16 full scale reads as −1…1 and a track mixing sample types is
     () => p.addTrack({ id: "m", rateHz: 48000, left, right: new Float32Array(4800) }),
     /differ in sample type/,
   );
+});
+
+/** Output frames where each tick begins: the first sounding frame after ≥ 100 silent ones. */
+function tickOnsets(out: Float32Array): number[] {
+  const at: number[] = [];
+  let quiet = Infinity;
+  for (let i = 0; i < out.length / 2; i++) {
+    if (out[2 * i] !== 0) {
+      if (quiet >= 100) at.push(i);
+      quiet = 0;
+    } else quiet++;
+  }
+  return at;
+}
+
+/** Renders `seconds` of silence in blocks of `block` frames from host time `h`; joined. */
+function renderClicks(p: Player, h: number, ms: number, seconds: number, block: number) {
+  const frames = Math.round((seconds * 1000) / ms);
+  const out = new Float32Array(frames * 2);
+  for (let f = 0; f < frames; f += block) {
+    const n = Math.min(block, frames - f);
+    out.set(p.render(n, h + f * ms, ms), 2 * f);
+  }
+  return out;
+}
+
+Deno.test("click test: a tick begins on the frame heard at every whole host second", () => {
+  for (const [block, ppm] of [[480, 0], [437, 0], [480, 800], [1000, -650]]) {
+    const p = new Player(48000);
+    p.setClicks(true);
+    const ms = MS * (1 + ppm * 1e-6); // drift: the device or the host clock runs off
+    const h = T + 123.4567; // no second falls on a frame or a block boundary
+    const out = renderClicks(p, h, ms, 4.05, block);
+    const onsets = tickOnsets(out);
+    const label = `${block}-frame blocks, ${ppm} ppm`;
+    assertEquals(onsets.length, 4, label);
+    onsets.forEach((f, k) => {
+      const exact = (T + 1000 * (k + 1) - h) / ms; // fractional frame of the whole second
+      assertTrue(f >= exact && f - exact <= 1, `${label}: tick ${k} at ${f}, second at ${exact}`);
+    });
+    // Every frame, on both outputs, carries the tick as a function of its own host time: a tick
+    // cut by a block boundary goes on where it left off.
+    for (let i = 0; i < out.length / 2; i++) {
+      const hi = h + (i - (i % block)) * ms + (i % block) * ms; // as render() sums it
+      const want = clickAt(hi - Math.floor(hi / 1000) * 1000);
+      assertNear(out[2 * i], want, 1e-6, `${label}: frame ${i}`);
+      assertEquals(out[2 * i + 1], out[2 * i], `${label}: both outputs`);
+    }
+  }
+});
+
+Deno.test("click test: the tick is a 5 ms burst near −12 dBFS; none while off", () => {
+  const p = new Player(48000);
+  p.setClicks(true);
+  const out = renderClicks(p, T - 10, MS, 0.1, 480);
+  let peak = 0, last = -1;
+  for (let i = 0; i < out.length / 2; i++) {
+    if (out[2 * i] !== 0) last = i;
+    peak = Math.max(peak, Math.abs(out[2 * i]));
+  }
+  assertNear(20 * Math.log10(peak), -12, 1, "peak level (dBFS)");
+  const first = tickOnsets(out)[0];
+  assertNear((last - first) * MS, CLICK_MS, 0.1, "length (ms)");
+  p.setClicks(false);
+  assertEquals(renderClicks(p, T + 990, MS, 2.1, 480).some((v) => v !== 0), false, "off");
+  const never = new Player(48000);
+  assertEquals(renderClicks(never, T - 10, MS, 2.1, 480).some((v) => v !== 0), false, "default");
+});
+
+Deno.test("click test: ticks mix over music, in every channel mode, scaled by the volume", () => {
+  const left = new Float32Array(48000 * 3).fill(0.1), right = new Float32Array(48000 * 3).fill(0);
+  for (const mode of CHANNEL_MODES) {
+    const p = new Player(48000);
+    p.addTrack({ id: "s", rateHz: 48000, left, right });
+    p.setChannel(mode);
+    p.setClicks(true);
+    p.setVolume(Math.SQRT1_2, false); // gain 0.5
+    p.schedule({ kind: "play", trackId: "s", fromFrame: 0, atHostMs: T - 500 });
+    p.render(480, T - 500, MS); // the volume ramp is over
+    const out = p.render(480, T - 4.5 * MS, MS); // the tick begins 4.5 frames in
+    const music = { stereo: [0.1, 0], left: [0.1, 0.1], right: [0, 0], mono: [0.05, 0.05] }[mode];
+    for (const i of [2, 5, 100, 400]) {
+      const tick = clickAt(T - 4.5 * MS + i * MS - T) * 0.5; // as render() sums host time
+      assertNear(out[2 * i], music[0] * 0.5 + tick, 1e-6, `${mode} left, frame ${i}`);
+      assertNear(out[2 * i + 1], music[1] * 0.5 + tick, 1e-6, `${mode} right, frame ${i}`);
+    }
+    assertTrue(Math.abs(out[2 * 10]) > 0.01 + 0.05, `${mode}: the tick is there`);
+  }
+  // Muted: nothing, ticks included.
+  const p = new Player(48000);
+  p.setClicks(true);
+  p.setVolume(1, true);
+  p.render(480, T - 500, MS);
+  assertEquals(p.render(480, T - 4.5 * MS, MS).some((v) => v !== 0), false, "muted");
+});
+
+Deno.test("click test: ticks follow the speaker delay's realign like music does", () => {
+  // The worker renders host time h + speakerDelayMs into the frame heard at h: 30 ms of delay
+  // brings each tick 30 ms (1440 frames) earlier in the output.
+  const at = (delayMs: number) => {
+    const p = new Player(48000);
+    p.setClicks(true);
+    return tickOnsets(renderClicks(p, T + 500 + delayMs, MS, 1, 480))[0];
+  };
+  assertEquals(at(0) - at(30), 1440);
+});
+
+Deno.test("click test costs little: a 480-frame block with a tick vs without", () => {
+  const p = new Player(48000);
+  p.addTrack(noisePair("n", 48000 * 95, 44100, 3).f);
+  p.schedule({ kind: "play", trackId: "n", fromFrame: 0, atHostMs: T });
+  // Continuous playback in 10 ms blocks; only the blocks where a tick falls are timed, on or off.
+  const time = (clicks: boolean, from: number) => {
+    p.setClicks(clicks);
+    let best = Infinity;
+    for (let b = 0; b < 3000; b++) {
+      const h = T + from + b * 10;
+      const t0 = performance.now();
+      p.render(480, h - 2, MS);
+      const us = (performance.now() - t0) * 1000;
+      if (h % 1000 === 0) best = Math.min(best, us);
+    }
+    return best;
+  };
+  time(false, 0);
+  const off = time(false, 30_000), on = time(true, 60_000);
+  console.log(`480 frames: ${off.toFixed(1)} µs without a tick, ${on.toFixed(1)} µs with one`);
+  assertTrue(on < off * 2 + 20, `${on} µs with a tick, ${off} µs without`);
 });
