@@ -33,6 +33,11 @@ export type Command =
   | { cmd: "delay"; ms: number }
   /** Without `peer`: this device. With `peer` (host only): assign that peer's channel. */
   | { cmd: "channel"; channel: ChannelMode; peer?: string }
+  /**
+   * The click test, for the whole jam: every device ticks at each whole host second (off by
+   * itself after a minute). A peer asks the host, which tells everyone.
+   */
+  | { cmd: "clicks"; on: boolean }
   | { cmd: "quit" }
   /** Host: queue the built-in demo track. */
   | { cmd: "add-demo" }
@@ -57,6 +62,7 @@ export const LOCAL_COMMANDS: ReadonlySet<CommandName> = new Set([
   "status",
   "delay",
   "channel",
+  "clicks",
   "quit",
 ]);
 
@@ -81,8 +87,8 @@ const NO_ARGS = new Set([
 ]);
 const USAGE = "add PATH, play, pause, resume, stop, seek SECONDS, skip, queue, move FROM TO, " +
   "remove N, request PATH, inbox, accept ID, reject ID, retry PEER, skip-peer PEER, " +
-  "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], add-demo, " +
-  "status, quit";
+  "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], " +
+  "clicks on|off, add-demo, status, quit";
 const MAX_LINE = 8192;
 
 /** A whole number ≥ 1 from a word or a JSON number, else null. */
@@ -119,6 +125,7 @@ export function parseCommand(line: string): Command | CommandError {
     arg = o.path ?? o.seconds ?? o.level ?? o.ms ?? o.position ?? o.id ?? o.peer;
     if (o.cmd === "channel") arg = { channel: o.channel, peer: o.peer };
     if (o.cmd === "move") arg = [o.from, o.to];
+    if (o.cmd === "clicks") arg = o.on;
   } else {
     const space = text.indexOf(" ");
     name = (space < 0 ? text : text.slice(0, space)).toLowerCase();
@@ -185,6 +192,13 @@ export function parseCommand(line: string): Command | CommandError {
         return { error: "delay needs a speaker delay from 0 to 500 ms: delay 120" };
       }
       return { cmd: "delay", ms: v };
+    }
+    case "clicks": {
+      // Words say on/off; JSON says true/false.
+      const word = typeof arg === "string" ? arg.toLowerCase() : "";
+      const on = json ? arg : word === "on" ? true : word === "off" ? false : undefined;
+      if (typeof on === "boolean") return { cmd: "clicks", on };
+      return { error: 'clicks needs on or off: clicks on (JSON: {"cmd":"clicks","on":true})' };
     }
     case "channel": {
       // Words: "channel left" for this device, "channel Sam (2) left" for a peer (host only).
@@ -337,6 +351,8 @@ export type EngineEvent =
   | { type: "ended"; trackId: string; atHostMs: number }
   | { type: "volume"; level: number; muted: boolean }
   | { type: "device"; device: string; speakerDelayMs: number; channel: ChannelMode }
+  /** The click test is on or off, jam-wide (every device ticks at each whole host second). */
+  | { type: "clicks"; on: boolean }
   | { type: "status"; [key: string]: unknown }
   | { type: "notice"; level: "info" | "warn" | "error"; message: string }
   | { type: "error"; message: string }

@@ -1,5 +1,5 @@
 import { assertEquals, assertTrue } from "../tests/assert.ts";
-import { parseCommand } from "./commands.ts";
+import { LOCAL_COMMANDS, parseCommand } from "./commands.ts";
 
 Deno.test("parseCommand() reads words and JSON alike", () => {
   assertEquals(parseCommand("play"), { cmd: "play" });
@@ -76,4 +76,18 @@ Deno.test("parseCommand() reads queue, request and inbox commands", () => {
     const r = parseCommand(line);
     assertTrue("error" in r && want.test(r.error), `${line}: ${JSON.stringify(r)}`);
   }
+});
+
+Deno.test("parseCommand() reads the click test: clicks on|off, or JSON with a boolean", () => {
+  assertEquals(parseCommand("clicks on"), { cmd: "clicks", on: true });
+  assertEquals(parseCommand("CLICKS Off"), { cmd: "clicks", on: false });
+  assertEquals(parseCommand('{"cmd":"clicks","on":true}'), { cmd: "clicks", on: true });
+  assertEquals(parseCommand('{"cmd":"clicks","on":false}'), { cmd: "clicks", on: false });
+  for (const bad of ["clicks", "clicks maybe", '{"cmd":"clicks","on":"on"}', '{"cmd":"clicks"}']) {
+    const r = parseCommand(bad);
+    assertTrue("error" in r && /clicks needs on or off/.test(r.error), bad);
+  }
+  assertTrue(LOCAL_COMMANDS.has("clicks"), "a peer may ask for the click test");
+  const help = parseCommand("dance");
+  assertTrue("error" in help && help.error.includes("clicks on|off"), "listed in the help");
 });

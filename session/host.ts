@@ -44,6 +44,9 @@ const SHUTDOWN_WAIT_MS = 1000;
 /** Heartbeat period: a peer that misses five in a row (2.5 s) ends the session. */
 export const HEARTBEAT_MS = 500;
 
+/** The click test stops by itself after this long, so a forgotten one does not tick on. */
+export const CLICK_TEST_MS = 60_000;
+
 interface HostTrack {
   info: TrackInfo;
   path: string;
@@ -69,6 +72,8 @@ export interface HostOptions {
   /** Speaker settings from the command line; the rest come from `settings`. */
   device?: Partial<DeviceSettings>;
   settings?: SettingsStore;
+  /** How long the click test runs before it stops by itself (default {@link CLICK_TEST_MS}). */
+  clickTestMs?: number;
 }
 
 /** The host engine: session, queue, transport, file sharing and its own local playback. */
@@ -91,6 +96,9 @@ export class HostEngine {
   readonly #adding = new Set<string>();
   /** The address peers use, known once started. */
   #address = "";
+  /** The jam's click test: on for every device, or off. */
+  #clicks = false;
+  #clicksTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly opts: HostOptions,
@@ -112,7 +120,12 @@ export class HostEngine {
       clock,
       {
         emit,
-        greeting: () => [this.#queueMsg(), ...this.#transport.runningSchedule()],
+        greeting: () => [
+          this.#queueMsg(),
+          ...this.#transport.runningSchedule(),
+          // Sent on or off: a browser that rejoins may have missed the change.
+          { type: "clicks", on: this.#clicks },
+        ],
         focus: () => ({ current: this.#queue.currentId, next: this.#queue.nextId }),
         message: (p, m) =>
           m.type === "trackState" ? this.#distribution.trackState(p, m) : this.#inbox.offer(p, m),
@@ -122,6 +135,7 @@ export class HostEngine {
           this.#distribution.peerLeft();
         },
         countChanged: () => this.#advertiser?.announce(),
+        clicks: (p, on) => this.#setClicks(on, p.name),
       },
     );
     this.#distribution = new Distribution({
@@ -237,6 +251,7 @@ export class HostEngine {
 
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#clicksTimer);
     this.#transport.close();
     this.#peers.closeAll(1001, "host quit");
     this.#advertiser?.stop();
@@ -305,10 +320,44 @@ export class HostEngine {
       case "channel":
         if (c.peer === undefined) return this.#device.setChannel(c.channel);
         return this.#assign(c.peer, c.channel);
+      case "clicks":
+        return this.#setClicks(c.on);
       case "status":
         return this.#status();
       case "quit":
         return;
+    }
+  }
+
+  /**
+   * Turns the click test on or off for the whole jam (`by`: the peer that asked). Turning it on
+   * (again) starts its minute afresh; then it stops by itself.
+   */
+  #setClicks(on: boolean, by?: string): void {
+    clearTimeout(this.#clicksTimer);
+    this.#clicksTimer = undefined;
+    if (on) {
+      const ms = this.opts.clickTestMs ?? CLICK_TEST_MS;
+      this.#clicksTimer = setTimeout(() => {
+        this.#setClicks(false);
+        this.emit({
+          type: "notice",
+          level: "info",
+          message: `The click test stopped by itself after ${Math.round(ms / 1000)} s.`,
+        });
+      }, ms);
+    }
+    const changed = on !== this.#clicks;
+    this.#clicks = on;
+    this.#output.setClicks(on);
+    this.#peers.broadcast({ type: "clicks", on });
+    this.emit({ type: "clicks", on });
+    if (by && changed) {
+      this.emit({
+        type: "notice",
+        level: "info",
+        message: `${by} ${on ? "started" : "stopped"} the click test.`,
+      });
     }
   }
 
@@ -505,6 +554,7 @@ export class HostEngine {
       volume: this.#volume,
       muted: this.#muted,
       ...this.#device.settings,
+      clicks: this.#clicks,
       peers: this.#peers.list(),
       audio: this.#output.status,
     });

@@ -122,3 +122,87 @@ Deno.test(
     }
   },
 );
+
+/** A raw peer socket: says hello, collects every message from the host. */
+function rawPeer(port: number, name: string) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+  const inbox: { type: string; on?: boolean }[] = [];
+  ws.onopen = () =>
+    ws.send(JSON.stringify({
+      type: "hello",
+      protocolVersion: PROTOCOL_VERSION,
+      name,
+      client: "native",
+      audio: { backend: "null", device: false },
+    }));
+  ws.onmessage = (m) => inbox.push(JSON.parse(m.data));
+  return { ws, inbox };
+}
+
+async function until<T>(what: string, f: () => T | undefined, ms = 3000): Promise<T> {
+  const end = Date.now() + ms;
+  for (let v = f(); Date.now() < end; v = f()) {
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`Timed out waiting for ${what}`);
+}
+
+Deno.test(
+  "the click test is the jam's: host or peer turns it on, everyone is told, late joiners " +
+    "too, and it stops by itself",
+  opts,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
+    const port = 23000 + Math.floor(Math.random() * 20000);
+    const { host, events } = engine({ port, clickTestMs: 600 }, dir);
+    const socks: WebSocket[] = [];
+    const clicks = (inbox: { type: string; on?: boolean }[]) =>
+      inbox.filter((m) => m.type === "clicks").map((m) => m.on);
+    const hostSaid = () => events.filter((e) => e.type === "clicks").map((e) => e.on);
+    try {
+      await host.start();
+      const sam = rawPeer(port, "Sam");
+      socks.push(sam.ws);
+      // The greeting says where it stands, off too.
+      await until("Sam's greeting", () => clicks(sam.inbox).length === 1 || undefined);
+      assertEquals(clicks(sam.inbox), [false]);
+      await host.run({ cmd: "clicks", on: true });
+      await until("on at Sam", () => clicks(sam.inbox).length === 2 || undefined);
+      assertEquals(clicks(sam.inbox), [false, true]);
+      assertEquals(hostSaid(), [true]);
+      // A late joiner ticks at once.
+      const kim = rawPeer(port, "Kim");
+      socks.push(kim.ws);
+      await until("Kim's greeting", () => clicks(kim.inbox).length === 1 || undefined);
+      assertEquals(clicks(kim.inbox), [true]);
+      // A peer turns it off for everyone; the host says who.
+      kim.ws.send(JSON.stringify({ type: "clicks", on: false }));
+      await until("off at Sam", () => clicks(sam.inbox).length === 3 || undefined);
+      assertEquals(clicks(sam.inbox), [false, true, false]);
+      assertEquals(hostSaid(), [true, false]);
+      assertTrue(
+        events.some((e) => e.type === "notice" && e.message === "Kim stopped the click test."),
+        "the host is told who stopped it",
+      );
+      // On again (from a peer): off by itself after clickTestMs, with a sentence.
+      sam.ws.send(JSON.stringify({ type: "clicks", on: true }));
+      await until("on again", () => hostSaid().length === 3 || undefined);
+      const onAt = Date.now();
+      await until("auto-off", () => hostSaid().length === 4 || undefined);
+      assertTrue(Date.now() - onAt >= 500, `stopped after ${Date.now() - onAt} ms`);
+      assertEquals(hostSaid(), [true, false, true, false]);
+      await until("off at Kim", () => clicks(kim.inbox).at(-1) === false || undefined);
+      assertTrue(
+        events.some((e) =>
+          e.type === "notice" && /click test stopped by itself after 1 s/.test(e.message)
+        ),
+        "the auto-off is said",
+      );
+    } finally {
+      for (const ws of socks) ws.close();
+      await host.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

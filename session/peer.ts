@@ -69,6 +69,8 @@ export class PeerEngine {
   #lastPlay: { trackId: string; fromFrame: number; atHostMs: number } | null = null;
   #volume = 1;
   #muted = false;
+  /** The jam's click test, as the host last said. */
+  #clicks = false;
   #ended!: (why: PeerEnd) => void;
   /** Resolves when the session is over, with the reason. */
   readonly ended: Promise<PeerEnd> = new Promise((r) => this.#ended = r);
@@ -310,6 +312,11 @@ export class PeerEngine {
         });
         void this.#device.setChannel(m.channel);
         return;
+      case "clicks":
+        this.#clicks = m.on;
+        this.#output.setClicks(m.on);
+        this.emit({ type: "clicks", on: m.on });
+        return;
       case "heartbeat":
       case "welcome":
       case "refused":
@@ -544,6 +551,8 @@ export class PeerEngine {
       return this.emit(queueEvent(this.#ids.map((id) => this.#tracks.get(id)!), this.#current));
     }
     if (c.cmd === "delay") return void this.#device.setDelay(c.ms);
+    // The click test is the jam's: the host turns it on or off for every device.
+    if (c.cmd === "clicks") return this.#send({ type: "clicks", on: c.on });
     if (c.cmd === "channel") {
       if (c.peer !== undefined) {
         this.emit({ type: "error", message: "Only the host assigns channels to other devices." });
@@ -567,6 +576,7 @@ export class PeerEngine {
         volume: this.#volume,
         muted: this.#muted,
         ...this.#device.settings,
+        clicks: this.#clicks,
         ready: [...this.#decoded.keys()],
         audio: this.#output.status,
       });

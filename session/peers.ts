@@ -73,6 +73,8 @@ export interface PeersHooks {
   message(p: Peer, m: PeerTrackMessage): void;
   /** A peer has left (the others were told): whatever waited for it may go ahead. */
   left(p: Peer): void;
+  /** A peer asks to turn the jam's click test on or off. */
+  clicks?(p: Peer, on: boolean): void;
   /** The number of peers changed (mDNS advertises it). */
   countChanged?(): void;
   /** Timer for staggered sends; tests pass a fake one. */
@@ -236,6 +238,8 @@ export class PeerSet {
       case "trackState":
       case "request":
         return this.hooks.message(p, m);
+      case "clicks":
+        return this.hooks.clicks?.(p, m.on);
     }
   }
 

@@ -124,6 +124,17 @@ export interface RequestMsg {
   sha256: string;
 }
 
+/**
+ * The click test, the one type sent both ways. From a peer: please turn it on or off for the
+ * whole jam. From the host: it is now on or off on every device (also sent right after
+ * `welcome`, so a late joiner ticks too). While on, each device ticks at every whole host
+ * second; the host turns it off by itself after a minute.
+ */
+export interface ClicksMsg {
+  type: "clicks";
+  on: boolean;
+}
+
 // ---- host → peer ----
 export interface WelcomeMsg {
   type: "welcome";
@@ -214,7 +225,8 @@ export type PeerToHost =
   | SettingsMsg
   | ByeMsg
   | RequestMsg
-  | PingMsg;
+  | PingMsg
+  | ClicksMsg;
 export type HostToPeer =
   | WelcomeMsg
   | RefusedMsg
@@ -229,7 +241,8 @@ export type HostToPeer =
   | NoticeMsg
   | AssignMsg
   | HeartbeatMsg
-  | PongMsg;
+  | PongMsg
+  | ClicksMsg;
 export type Message = PeerToHost | HostToPeer;
 
 export class ProtocolError extends Error {
@@ -388,9 +401,12 @@ const schemas: Record<string, Check> = {
   assign: obj({ type: str(1, 20), channel }),
   heartbeat: obj({ type: str(1, 20), hostMs }),
   pong: obj({ type: str(1, 20), t1: num(-1e13, 1e13), t2: hostMs, t3: hostMs }),
+  clicks: obj({ type: str(1, 20), on: bool }),
 };
 
 const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye", "request", "ping"]);
+/** Types either side may send (same fields both ways). */
+const SHARED_TYPES = new Set(["clicks"]);
 
 /**
  * Parses and validates one control frame. Throws {@link ProtocolError} with a sentence naming
@@ -419,7 +435,7 @@ export function decodeMessage(frame: string | Uint8Array, from: "peer" | "host")
   if (typeof type !== "string" || !Object.hasOwn(schemas, type)) {
     throw new ProtocolError(`unknown message type ${JSON.stringify(type)?.slice(0, 40)}`);
   }
-  if (PEER_TYPES.has(type) !== (from === "peer")) {
+  if (!SHARED_TYPES.has(type) && PEER_TYPES.has(type) !== (from === "peer")) {
     throw new ProtocolError(`a ${from} may not send "${type}"`);
   }
   schemas[type](value, type);

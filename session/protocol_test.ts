@@ -145,3 +145,28 @@ Deno.test("a full queue (100 tracks, every text at its limit, 3-byte UTF-8) fits
   const over = { ...msg, tracks: [...msg.tracks, track(100)] };
   assertThrows(() => decodeMessage(JSON.stringify(over), "host"), /at most 100 items/);
 });
+
+Deno.test("clicks goes both ways: a peer asks, the host says; only `on`, a boolean", () => {
+  for (const on of [true, false]) {
+    const m = { type: "clicks", on } as const;
+    assertEquals(decodeMessage(encodeMessage(m), "peer"), m);
+    assertEquals(decodeMessage(encodeMessage(m), "host"), m);
+  }
+  assertThrows(
+    () => decodeMessage('{"type":"clicks"}', "peer"),
+    /clicks\.on must be true or false/,
+  );
+  assertThrows(
+    () => decodeMessage('{"type":"clicks","on":"yes"}', "host"),
+    /clicks\.on must be true or false/,
+  );
+  assertThrows(
+    () => decodeMessage('{"type":"clicks","on":true,"forMs":60000}', "peer"),
+    /clicks\.forMs is not a known field/,
+  );
+  // Sharing one type leaves the direction check of the others as it was.
+  assertThrows(
+    () => decodeMessage(JSON.stringify({ type: "heartbeat", hostMs: 1.75e12 }), "peer"),
+    /a peer may not send "heartbeat"/,
+  );
+});
