@@ -3,11 +3,15 @@ import type { SessionModel } from "../models/session.ts";
 import { ChannelSelect } from "./ChannelSelect.tsx";
 import { Slider } from "./Slider.tsx";
 
-/** This device's own sound: volume and Mute, speaker delay, and which channel it plays. */
+/**
+ * This device's own sound: volume and Mute, speaker delay with the jam's click test to set it
+ * by ear, and which channel it plays.
+ */
 export function MyOutput(props: { session: SessionModel; send: (c: Command) => void }) {
   const v = props.session.volume.value;
   const d = props.session.device.value;
   const audio = props.session.audio.value;
+  const clicks = props.session.clicks.value;
   return (
     <section class="my-output card" aria-label="This device">
       <h2>This device</h2>
@@ -38,16 +42,32 @@ export function MyOutput(props: { session: SessionModel; send: (c: Command) => v
           {v.muted ? "Muted" : "Mute"}
         </button>
       </div>
-      <Slider
-        label="Speaker delay"
-        value={d.speakerDelayMs}
-        min={0}
-        max={500}
-        step={1}
-        buttonStep={5}
-        unit=" ms"
-        onChange={(x) => props.send({ cmd: "delay", ms: x })}
-      />
+      <div class="row delay-row">
+        <Slider
+          label="Speaker delay"
+          value={d.speakerDelayMs}
+          min={0}
+          max={500}
+          step={1}
+          buttonStep={5}
+          unit=" ms"
+          onChange={(x) => props.send({ cmd: "delay", ms: x })}
+        />
+        <button
+          type="button"
+          class={clicks ? "toggle click-test on" : "toggle click-test"}
+          aria-pressed={clicks}
+          aria-label="Click test"
+          aria-describedby="click-test-hint"
+          onClick={() => props.send({ cmd: "clicks", on: !clicks })}
+        >
+          {clicks ? "Ticking" : "Click test"}
+        </button>
+      </div>
+      <p id="click-test-hint" class="muted small click-hint">
+        Every device ticks once a second: move the slider until your ticks land with the others'.
+        {clicks ? " Stops by itself after a minute." : ""}
+      </p>
       <label class="inline">
         Channel
         <ChannelSelect

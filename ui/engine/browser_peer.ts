@@ -412,6 +412,10 @@ export class BrowserPeer implements UiClient {
         this.#notice("info", `The host set this device to play ${m.channel}.`);
         void this.#device?.setChannel(m.channel);
         return;
+      case "clicks":
+        out.setClicks(m.on);
+        this.#emit({ type: "clicks", on: m.on });
+        return;
       case "upload":
         void this.#upload(m.requestId, m.token);
         return;
@@ -665,6 +669,10 @@ export class BrowserPeer implements UiClient {
         break;
       case "delay":
         void this.#device?.setDelay(c.ms);
+        return;
+      case "clicks":
+        // The jam's click test: the host turns it on or off for every device.
+        this.#send({ type: "clicks", on: c.on });
         return;
       case "channel":
         if (c.peer !== undefined) {

@@ -116,6 +116,10 @@ export class WebOutput {
   setChannel(c: ChannelMode): void {
     this.player.setChannel(c);
   }
+  /** The click test: a tick at every whole host second while on. */
+  setClicks(on: boolean): void {
+    this.player.setClicks(on);
+  }
   setSpeakerDelay(ms: number): void {
     this.#speakerDelayMs = ms;
     this.player.realign();

@@ -80,6 +80,9 @@ function apply(m: Models, e: EngineEvent): void {
     case "device":
       s.device.value = { speakerDelayMs: e.speakerDelayMs, channel: e.channel };
       return;
+    case "clicks":
+      s.clicks.value = e.on;
+      return;
     case "queue":
       m.queue.tracks.value = e.tracks as TrackInfo[];
       m.queue.current.value = e.current;
@@ -222,6 +225,7 @@ function resetSession(m: Models) {
   s.joinQr.value = [];
   s.maxPeers.value = 0;
   s.clock.value = null;
+  s.clicks.value = false;
   s.transport.value = { state: "stopped" };
   s.next.value = null;
   m.queue.tracks.value = [];

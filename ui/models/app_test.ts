@@ -251,3 +251,17 @@ Deno.test("the QR path draws each run of dark modules once, inside a 4-module qu
   assert.equal(qrPath(["111"], 0), "M0 0h3v1h-3z");
   assert.equal(qrPath([]), "");
 });
+
+Deno.test("the click test's state follows the engine and ends with the session", () => {
+  const { client, emit } = fakeClient();
+  const { models: m } = modelsFor(client);
+  emit({ type: "session", role: "peer", session: "Jam", name: "Sam", host: "Alex" });
+  assert.equal(m.session.clicks.value, false);
+  emit({ type: "clicks", on: true });
+  assert.equal(m.session.clicks.value, true);
+  emit({ type: "clicks", on: false });
+  assert.equal(m.session.clicks.value, false);
+  emit({ type: "clicks", on: true });
+  emit({ type: "home", hostName: "", peerName: "Sam", sessionName: "", address: "", port: 7420 });
+  assert.equal(m.session.clicks.value, false, "a new session starts without ticks");
+});

@@ -44,6 +44,8 @@ export function createSessionModel() {
     transport: signal<TransportState>({ state: "stopped" }),
     volume: signal({ level: 1, muted: false }),
     device: signal({ speakerDelayMs: 0, channel: "stereo" }),
+    /** The jam's click test: every device ticks at each whole host second while on. */
+    clicks: signal(false),
     /** The queue goes on with this title at this host time (peers are told). */
     next: signal<{ title: string | null; atHostMs: number } | null>(null),
   };
