@@ -47,7 +47,8 @@ from a browser at the address printed on stderr (also joinUrl in the session eve
 Commands on stdin: add PATH, play, pause, resume, stop, seek SECONDS, skip, queue,
 move FROM TO, remove N (positions as listed by queue, from 1), inbox, accept ID, reject ID,
 retry PEER, skip-peer PEER, volume 0..1, mute, unmute, delay MS, channel MODE,
-channel PEER MODE, status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
+channel PEER MODE, clicks on|off (the click test: every device ticks each second, for 60 s),
+status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
   join: `phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME [options]
 
 Joins a jam directly or by LAN discovery (the first jam, or the first named SESSION).
@@ -64,8 +65,9 @@ Joins a jam directly or by LAN discovery (the first jam, or the first named SESS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
 
 Commands on stdin: queue, request PATH (offer a song to the host), volume 0..1, mute, unmute,
-delay MS, channel MODE, status, quit. Exits with code 3 when the host goes away ("Host
-disconnected — session ended"), 4 when it refuses the join.`,
+delay MS, channel MODE, clicks on|off (asks the host for the click test), status, quit. Exits
+with code 3 when the host goes away ("Host disconnected — session ended"), 4 when it refuses
+the join.`,
   app: `phaselock [--no-window] [options]
 
 Opens the PhaseLock window on its Home screen: create a jam or join one.
