@@ -63,6 +63,7 @@ const STATE_TYPES = new Set<EngineEvent["type"]>([
   "peers",
   "inbox",
   "clock",
+  "clicks",
   "next",
   // The last one is enough for the common case: the current track ready everywhere.
   "track-ready-all",

@@ -3,7 +3,7 @@ import type { Command, EngineEvent } from "../../session/commands.ts";
 import type { TrackInfo } from "../../session/protocol.ts";
 import type { UiClient } from "../client.ts";
 import { offsetFrom } from "../client.ts";
-import { qrPath } from "../components/JoinInfo.tsx";
+import { qrPath } from "../components/qr_path.ts";
 import { modelsFor } from "./app.ts";
 import { positionAt } from "./session.ts";
 
