@@ -10,6 +10,7 @@ import { download, sha256Hex } from "../net/transfer.ts";
 import { type Command, type EngineEvent, LOCAL_COMMANDS } from "./commands.ts";
 import { fetchOrder, queueEvent, wantedOf } from "./queue.ts";
 import { DeviceControls, type DeviceSettings, type SettingsStore } from "./device_settings.ts";
+import { PeerPlayback, SongRequests } from "./peer_playback.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -57,16 +58,12 @@ export class PeerEngine {
   #download: { id: string; abort: AbortController } | null = null;
   #working = false;
   #workAgain = false;
-  /** Song requests this peer sent, by its own number; bytes kept until the host decides. */
-  readonly #requests = new Map<
-    number,
-    { fileName: string; title: string; bytes: Uint8Array<ArrayBuffer> }
-  >();
-  #nextRequest = 1;
+  /** Song requests this peer sent; bytes kept until the host decides. */
+  readonly #requests: SongRequests;
   /** Aborts song-request uploads in flight when the session ends. */
   readonly #uploads = new AbortController();
-  /** The last `play` from the host, to know where a `pause` leaves the track. */
-  #lastPlay: { trackId: string; fromFrame: number; atHostMs: number } | null = null;
+  /** The host's schedules, the player's events and what the screens are told of them. */
+  readonly #playback: PeerPlayback;
   #volume = 1;
   #muted = false;
   /** The jam's click test, as the host last said. */
@@ -84,6 +81,13 @@ export class PeerEngine {
   ) {
     this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
     this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
+    this.#requests = new SongRequests(emit);
+    this.#playback = new PeerPlayback({
+      schedule: (s) => this.#output.schedule(s),
+      emit,
+      track: (id) => this.#tracks.get(id),
+      rateOf: (id) => this.#rateOf(id),
+    });
     // The host shows every peer's channel and delay.
     this.#device.onChange = (s) => this.#send({ type: "settings", ...s });
   }
@@ -95,34 +99,7 @@ export class PeerEngine {
     const opened = await this.#output.opened();
     this.#audio = { backend: opened.backend, device: opened.audible };
     this.#output.onError = (text) => this.emit({ type: "error", message: text });
-    this.#output.onEvent = (e) => {
-      if (e.type === "started" || e.type === "ended") {
-        this.emit({ type: e.type, trackId: e.trackId, atHostMs: e.atHostMs });
-      }
-      if (e.type === "started" && e.trackId !== this.#lastPlay?.trackId) {
-        // The queue moved on by itself (a `next`): what is heard is what the screen shows.
-        this.#lastPlay = { trackId: e.trackId, fromFrame: 0, atHostMs: e.atHostMs };
-        this.#emitPlaying(this.#lastPlay);
-      } else if (e.type === "ended" && e.trackId === this.#lastPlay?.trackId) {
-        // Nothing followed: the end of the queue.
-        this.#lastPlay = null;
-        this.emit({ type: "stopped", atHostMs: e.atHostMs });
-      }
-      if (e.type === "resync") {
-        this.emit({
-          type: "notice",
-          level: "warn",
-          message: `Resynchronised playback (was ${e.errorMs.toFixed(1)} ms off).`,
-        });
-      }
-      if (e.type === "missing") {
-        this.emit({
-          type: "notice",
-          level: "info",
-          message: "The song is already playing: joining in as soon as it is loaded.",
-        });
-      }
-    };
+    this.#output.onEvent = (e) => this.#playback.onPlayerEvent(e);
     await this.#device.init(opened.device, this.opts.device ?? {});
     this.emit(audioEvent(opened));
     this.emit({ type: "volume", level: this.#volume, muted: this.#muted });
@@ -260,19 +237,6 @@ export class PeerEngine {
         this.#onQueue(m.tracks, m.current);
         this.emit(queueEvent(m.tracks, m.current));
         return;
-      case "next":
-        this.#output.schedule(
-          m.trackId
-            ? { kind: "play", trackId: m.trackId, fromFrame: 0, atHostMs: m.atHostMs }
-            : { kind: "silence", atHostMs: m.atHostMs },
-        );
-        this.emit({
-          type: "next",
-          trackId: m.trackId ?? null,
-          title: m.trackId ? this.#tracks.get(m.trackId)?.title ?? null : null,
-          atHostMs: m.atHostMs,
-        });
-        return;
       case "retry":
         for (const [id, st] of this.#files) if (st === "failed") this.#files.delete(id);
         void this.#work();
@@ -281,22 +245,12 @@ export class PeerEngine {
         void this.#upload(m.requestId, m.token);
         return;
       case "requestResult":
-        this.#onRequestResult(m.requestId, m.outcome, m.reason);
+        this.#requests.result(m);
         return;
-      case "play": {
-        this.#lastPlay = m;
-        this.#output.schedule({
-          kind: "play",
-          trackId: m.trackId,
-          fromFrame: m.fromFrame,
-          atHostMs: m.atHostMs,
-        });
-        this.#emitPlaying(m);
-        return;
-      }
+      case "play":
       case "pause":
-        this.#output.schedule({ kind: "silence", atHostMs: m.atHostMs });
-        this.emit({ type: "paused", ...this.#positionAt(m.atHostMs), atHostMs: m.atHostMs });
+      case "next":
+        this.#playback.onSchedule(m);
         return;
       case "peers":
         this.emit({ type: "peers", peers: m.peers });
@@ -459,12 +413,7 @@ export class PeerEngine {
       return;
     }
     const tags = await readTags(file.bytes, file.fileName);
-    const requestId = this.#nextRequest++;
-    this.#requests.set(requestId, {
-      fileName: file.fileName,
-      title: tags.title,
-      bytes: file.bytes,
-    });
+    const requestId = this.#requests.add(file.fileName, tags.title, file.bytes);
     this.#send({
       type: "request",
       requestId,
@@ -474,27 +423,13 @@ export class PeerEngine {
       sizeBytes: file.bytes.length,
       sha256: await sha256Hex(file.bytes),
     });
-    this.#requestEvent(requestId, "sent");
-  }
-
-  #requestEvent(id: number, state: string, reason?: string, progress?: number) {
-    const r = this.#requests.get(id);
-    if (!r) return;
-    this.emit({
-      type: "request",
-      id,
-      fileName: r.fileName,
-      title: r.title,
-      state,
-      ...(reason ? { reason } : {}),
-      ...(progress !== undefined ? { progress } : {}),
-    });
+    this.#requests.event(requestId, "sent");
   }
 
   async #upload(requestId: number, token: string) {
     const r = this.#requests.get(requestId);
     if (!r) return;
-    this.#requestEvent(requestId, "uploading", undefined, 0);
+    this.#requests.event(requestId, "uploading", undefined, 0);
     // Sent in slices so the upload can report its progress (a big file over a WAN is slow).
     const SLICE = 256 * 1024;
     let sent = 0, reported = 0;
@@ -505,7 +440,7 @@ export class PeerEngine {
         sent = Math.min(r.bytes.length, sent + SLICE);
         if (sent / r.bytes.length - reported >= 0.1) {
           reported = sent / r.bytes.length;
-          this.#requestEvent(requestId, "uploading", undefined, reported);
+          this.#requests.event(requestId, "uploading", undefined, reported);
         }
       },
     });
@@ -529,11 +464,6 @@ export class PeerEngine {
   #httpBase(): string {
     const { hostname, port } = this.opts;
     return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
-  }
-
-  #onRequestResult(id: number, outcome: string, reason?: string) {
-    this.#requestEvent(id, outcome, reason);
-    if (outcome !== "waiting" && outcome !== "uploading") this.#requests.delete(id);
   }
 
   run(c: Command): void {
@@ -584,29 +514,6 @@ export class PeerEngine {
       this.#send({ type: "bye" });
       this.#finish("quit");
     }
-  }
-
-  #emitPlaying(p: { trackId: string; fromFrame: number; atHostMs: number }) {
-    const t = this.#tracks.get(p.trackId);
-    this.emit({
-      type: "playing",
-      trackId: p.trackId,
-      title: t?.title ?? p.trackId,
-      artist: t?.artist,
-      album: t?.album,
-      durationSec: t?.durationSec,
-      positionSec: p.fromFrame / this.#rateOf(p.trackId),
-      atHostMs: p.atHostMs,
-    });
-  }
-
-  /** Where the last `play` had got to at host time `atHostMs` (what a pause leaves). */
-  #positionAt(atHostMs: number): { trackId: string; positionSec: number } {
-    const p = this.#lastPlay;
-    if (!p) return { trackId: "", positionSec: 0 };
-    const sec = p.fromFrame / this.#rateOf(p.trackId) + Math.max(0, atHostMs - p.atHostMs) / 1000;
-    const dur = this.#tracks.get(p.trackId)?.durationSec ?? sec;
-    return { trackId: p.trackId, positionSec: Math.min(sec, dur) };
   }
 
   /** A track's sample rate: from the host's queue, else from decoding it. */

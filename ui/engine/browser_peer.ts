@@ -24,6 +24,7 @@ import {
   type TrackInfo,
   type TrackStateName,
 } from "../../session/protocol.ts";
+import { PeerPlayback, SongRequests } from "../../session/peer_playback.ts";
 import { queueEvent, wantedOf } from "../../session/queue.ts";
 import type { UiClient } from "../client.ts";
 import type { DecodeReply, DecodeRequest } from "./decode_messages.ts";
@@ -98,14 +99,18 @@ export class BrowserPeer implements UiClient {
   readonly #tracks = new Map<string, TrackInfo>();
   /** Where each wanted track stands here. */
   readonly #state = new Map<string, { state: TrackStateName; abort?: AbortController }>();
-  #lastPlay: { trackId: string; fromFrame: number; atHostMs: number } | null = null;
   #volume = 1;
   #muted = false;
-  #requests = new Map<
-    number,
-    { fileName: string; title: string; bytes: Uint8Array<ArrayBuffer> }
-  >();
-  #nextRequest = 1;
+  readonly #requests = new SongRequests((e) => this.#emit(e));
+  readonly #playback = new PeerPlayback({
+    schedule: (s) => this.#output?.schedule(s),
+    emit: (e) => this.#emit(e),
+    track: (id) => this.#tracks.get(id),
+    rateOf: (id) => this.#tracks.get(id)?.rateHz ?? 48000,
+    // A page's output is re-placed by a few ms now and then (the browser's audio thread
+    // stalls, its reports settle): routine and inaudible, not news. A large jump is.
+    resyncNoticeMs: 100,
+  });
   #state_: EngineEvent[] = [];
 
   constructor(readonly base = `${location.protocol}//${location.host}`) {
@@ -165,7 +170,7 @@ export class BrowserPeer implements UiClient {
       const nav = navigator as Navigator & { audioSession?: { type: string } };
       if (nav.audioSession) nav.audioSession.type = "playback";
       out.onStateChange = () => this.needsTap.value = out.needsGesture;
-      out.onEvent = (e) => this.#onPlayerEvent(e);
+      out.onEvent = (e) => this.#playback.onPlayerEvent(e);
       void out.resume().then(() => this.needsTap.value = out.needsGesture);
       this.#device = new DeviceControls(out, this.#memory, (e) => this.#emit(e));
       this.#device.onChange = (s) => this.#send({ type: "settings", ...s });
@@ -371,36 +376,14 @@ export class BrowserPeer implements UiClient {
         this.#onQueue(m.tracks, m.current);
         this.#emit(queueEvent(m.tracks, m.current));
         return;
-      case "next":
-        out.schedule(
-          m.trackId
-            ? { kind: "play", trackId: m.trackId, fromFrame: 0, atHostMs: m.atHostMs }
-            : { kind: "silence", atHostMs: m.atHostMs },
-        );
-        this.#emit({
-          type: "next",
-          trackId: m.trackId ?? null,
-          title: m.trackId ? this.#tracks.get(m.trackId)?.title ?? null : null,
-          atHostMs: m.atHostMs,
-        });
-        return;
       case "retry":
         for (const [id, s] of this.#state) if (s.state === "failed") this.#state.delete(id);
         this.#work();
         return;
       case "play":
-        this.#lastPlay = m;
-        out.schedule({
-          kind: "play",
-          trackId: m.trackId,
-          fromFrame: m.fromFrame,
-          atHostMs: m.atHostMs,
-        });
-        this.#emitPlaying(m);
-        return;
       case "pause":
-        out.schedule({ kind: "silence", atHostMs: m.atHostMs });
-        this.#emit({ type: "paused", ...this.#positionAt(m.atHostMs), atHostMs: m.atHostMs });
+      case "next":
+        this.#playback.onSchedule(m);
         return;
       case "peers":
         this.#emit({ type: "peers", peers: m.peers });
@@ -420,37 +403,13 @@ export class BrowserPeer implements UiClient {
         void this.#upload(m.requestId, m.token);
         return;
       case "requestResult":
-        this.#requestEvent(m.requestId, m.outcome, m.reason);
-        if (m.outcome !== "waiting" && m.outcome !== "uploading") {
-          this.#requests.delete(m.requestId);
-        }
+        this.#requests.result(m);
         return;
       case "heartbeat":
       case "welcome":
       case "refused":
       case "pong":
         return;
-    }
-  }
-
-  #onPlayerEvent(e: import("../../audio/player.ts").PlayerEvent) {
-    if (e.type === "started" || e.type === "ended") {
-      this.#emit({ type: e.type, trackId: e.trackId, atHostMs: e.atHostMs });
-    }
-    if (e.type === "started" && e.trackId !== this.#lastPlay?.trackId) {
-      this.#lastPlay = { trackId: e.trackId, fromFrame: 0, atHostMs: e.atHostMs };
-      this.#emitPlaying(this.#lastPlay);
-    } else if (e.type === "ended" && e.trackId === this.#lastPlay?.trackId) {
-      this.#lastPlay = null;
-      this.#emit({ type: "stopped", atHostMs: e.atHostMs });
-    }
-    // A page's output jumps by a few ms now and then (the browser's audio thread stalls, its
-    // reports settle): re-placing it is routine and inaudible, not news. A large jump is.
-    if (e.type === "resync" && Math.abs(e.errorMs) >= 100) {
-      this.#notice("warn", `Resynchronised playback (was ${e.errorMs.toFixed(0)} ms off).`);
-    }
-    if (e.type === "missing") {
-      this.#notice("info", "The song is already playing: joining in as soon as it is loaded.");
     }
   }
 
@@ -574,28 +533,6 @@ export class BrowserPeer implements UiClient {
 
   // ---------- what the screens show ----------
 
-  #emitPlaying(p: { trackId: string; fromFrame: number; atHostMs: number }) {
-    const t = this.#tracks.get(p.trackId);
-    this.#emit({
-      type: "playing",
-      trackId: p.trackId,
-      title: t?.title ?? p.trackId,
-      artist: t?.artist,
-      album: t?.album,
-      durationSec: t?.durationSec,
-      positionSec: p.fromFrame / (t?.rateHz ?? 48000),
-      atHostMs: p.atHostMs,
-    });
-  }
-
-  #positionAt(atHostMs: number): { trackId: string; positionSec: number } {
-    const p = this.#lastPlay;
-    if (!p) return { trackId: "", positionSec: 0 };
-    const t = this.#tracks.get(p.trackId);
-    const sec = p.fromFrame / (t?.rateHz ?? 48000) + Math.max(0, atHostMs - p.atHostMs) / 1000;
-    return { trackId: p.trackId, positionSec: Math.min(sec, t?.durationSec ?? sec) };
-  }
-
   // ---------- song requests ----------
 
   async upload(file: File, onProgress?: (f: number) => void): Promise<string | null> {
@@ -603,9 +540,8 @@ export class BrowserPeer implements UiClient {
     const { sha256 } = await import("@noble/hashes/sha2.js");
     const { bytesToHex } = await import("@noble/hashes/utils.js");
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const requestId = this.#nextRequest++;
     const title = file.name.replace(/\.mp3$/i, "");
-    this.#requests.set(requestId, { fileName: file.name, title, bytes });
+    const requestId = this.#requests.add(file.name, title, bytes);
     this.#send({
       type: "request",
       requestId,
@@ -615,36 +551,22 @@ export class BrowserPeer implements UiClient {
       sizeBytes: bytes.length,
       sha256: bytesToHex(sha256(bytes)),
     });
-    this.#requestEvent(requestId, "sent");
+    this.#requests.event(requestId, "sent");
     onProgress?.(1);
     return null;
-  }
-
-  #requestEvent(id: number, state: string, reason?: string, progress?: number) {
-    const r = this.#requests.get(id);
-    if (!r) return;
-    this.#emit({
-      type: "request",
-      id,
-      fileName: r.fileName,
-      title: r.title,
-      state,
-      ...(reason ? { reason } : {}),
-      ...(progress !== undefined ? { progress } : {}),
-    });
   }
 
   #upload(requestId: number, token: string): Promise<void> {
     const r = this.#requests.get(requestId);
     if (!r) return Promise.resolve();
-    this.#requestEvent(requestId, "uploading", undefined, 0);
+    this.#requests.event(requestId, "uploading", undefined, 0);
     // XMLHttpRequest, not fetch: only it reports upload progress.
     return new Promise((resolve) => {
       const xhr = new XMLHttpRequest();
       xhr.open("PUT", `${this.base}/requests/${token}`);
       xhr.upload.onprogress = (e) =>
         e.lengthComputable &&
-        this.#requestEvent(requestId, "uploading", undefined, e.loaded / e.total);
+        this.#requests.event(requestId, "uploading", undefined, e.loaded / e.total);
       xhr.onloadend = () => resolve();
       xhr.onerror = () => {
         this.#emit({
@@ -725,7 +647,7 @@ export class BrowserPeer implements UiClient {
     } catch { /* closed */ }
     for (const s of this.#state.values()) s.abort?.abort();
     this.#state.clear();
-    this.#lastPlay = null;
+    this.#playback.reset();
     const out = this.#output;
     this.#output = null;
     this.#device = null;
