@@ -148,13 +148,16 @@ export class WebOutput {
    * Which report to trust. Measured here (design §6): Chromium's output timestamp is steady
    * (spread 0.05 ms) and right; Firefox's only echoes its `currentTime` sawtooth (spread
    * 2–3 ms, output latency left out: 35 ms late), WebKitGTK's is frozen (spread of seconds).
-   * So the timestamp is used while it is steady, `currentTime` + latency otherwise.
+   * So the timestamp is used while it is steadier than `currentTime`, which it is only where
+   * it is a real output timestamp.
    */
   #source(): "timestamp" | "clock" {
-    const s = this.#stamp.fit;
-    if (!s || s.samples < 10) this.#useStamp = false;
-    else if (s.spreadMs < 1) this.#useStamp = true;
-    else if (s.spreadMs > 3) this.#useStamp = false;
+    const s = this.#stamp.fit, c = this.#clock.fit;
+    if (!s || !c || s.samples < 10) return (this.#useStamp = false, "clock");
+    // Under load Chromium's timestamp gets noisier (3–5 ms) but its currentTime far more so:
+    // what counts is which is steadier. Firefox's two are the same readings (equal spread).
+    if (s.spreadMs < 0.7 * c.spreadMs) this.#useStamp = true;
+    else if (s.spreadMs > 0.9 * c.spreadMs) this.#useStamp = false;
     return this.#useStamp ? "timestamp" : "clock";
   }
 
