@@ -1066,7 +1066,8 @@ Deno.test({
 
 Deno.test({
   name: "from the LAN: the control port is unreachable and the jam port controls nothing " +
-    "(no /upload, control commands on /ws are protocol errors, / is not the UI)",
+    "(no /upload, control commands on /ws are protocol errors, / is the browser peer's page, " +
+    "not the app's UI)",
   ...opts,
   fn: () =>
     withLan(2, 180_000, async (lan, tmp, scope) => {
@@ -1128,11 +1129,13 @@ Deno.test({
         ip,
       );
       assertEquals(spoof.status, 404, JSON.stringify(spoof));
-      // Not the UI: `/` is a sentence, the UI's files are not there.
+      // Not the app's UI: `/` is the browser peer's page (a peer's screens, which control
+      // nothing on the host), and the app's own bundle is not there.
       const root = await mallory.call("rawHttp", { host: ip, port: jamPort, path: "/" });
       assertEquals(root.status, 200);
-      assertTrue(!/<html|<script|token|cmd/i.test(root.body), `GET /: ${root.body}`);
-      for (const path of ["/app.js", "/app.css", "/favicon.svg", `/ws?token=${token}`]) {
+      assertTrue(/src="\/peer\.js"/.test(root.body), `GET /: ${root.body.slice(0, 400)}`);
+      assertTrue(!/app\.js|token/i.test(root.body), `GET /: ${root.body.slice(0, 400)}`);
+      for (const path of ["/app.js", `/ws?token=${token}`]) {
         const r = await mallory.call("rawHttp", { host: ip, port: jamPort, path });
         assertTrue(r.status >= 400, `GET ${path} on the jam port: ${r.status}`);
         assertTrue(!/<script|function|cmd/.test(r.body), `GET ${path}: ${r.body.slice(0, 80)}`);
