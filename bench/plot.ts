@@ -2,6 +2,7 @@
 export function errorPlotSvg(
   title: string,
   pairs: { pair: string; series: { atSec: number; lagMs: number }[] }[],
+  xLabel = "time in recording (s)",
 ): string {
   const W = 900, H = 360, L = 70, R = 180, T = 40, B = 45;
   const pts = pairs.flatMap((p) => p.series);
@@ -36,7 +37,7 @@ export function errorPlotSvg(
     );
   }
   parts.push(
-    `<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">time in recording (s)</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${
       (T + H - B) / 2
     })" text-anchor="middle">lag (ms)</text>`,

@@ -4,12 +4,21 @@
  * The acoustic sync benchmark: real processes, real PulseAudio, real sockets in network
  * namespaces (needs root, pulseaudio, sox, lame, iproute2). Scenarios: chain (validates the
  * measuring chain), lan, wan, transport, latejoin, evening (a queue of seven tracks with a
- * crash, a rejoin and a song request), long (10 minutes). For each it prints a
- * one-line summary, then all results as JSON, and writes DIR/sync-SCENARIO.svg (error over
- * time per device pair) and DIR/sync.json.
+ * crash, a rejoin and a song request), browser (Chromium and Firefox pages against a native
+ * host: sync, page opened → in-sync sound, tab memory; WebKitGTK shorter), long (10 minutes).
+ * For each it prints a one-line summary, then all results as JSON, and writes
+ * DIR/sync-SCENARIO.svg (error over time per device pair; some scenarios add
+ * DIR/sync-SCENARIO-NAME.svg) and DIR/sync.json, which keeps the latest result of every
+ * scenario (those not run this time stay as they were).
  */
 import { errorPlotSvg } from "./plot.ts";
-import { runScenario, type ScenarioName, type ScenarioResult, SCENARIOS } from "./sync_rig.ts";
+import {
+  BROWSER_GOALS,
+  runScenario,
+  type ScenarioName,
+  type ScenarioResult,
+  SCENARIOS,
+} from "./sync_rig.ts";
 
 const f = (v: number | null | undefined, d = 3) =>
   v === null || v === undefined || Number.isNaN(v) ? "n/a" : v.toFixed(d);
@@ -53,6 +62,7 @@ export function summaryLine(r: ScenarioResult): string {
       `request→queued ${f(fig.requestToQueuedMs, 0)} ms`,
     );
   }
+  if (r.scenario === "browser") parts.push(...browserSummary(fig));
   const steps = Math.max(0, ...r.pairs.map((p) => p.maxStepMs));
   if (r.scenario === "long") parts.push(`largest step ${f(steps)} ms`);
   if (r.processes.length) {
@@ -62,6 +72,87 @@ export function summaryLine(r: ScenarioResult): string {
     );
   }
   return `${r.scenario}: ${parts.join(", ")}`;
+}
+
+/** The browser scenario's figures, each beside its goal. */
+function browserSummary(fig: ScenarioResult["figures"]): string[] {
+  const g = BROWSER_GOALS;
+  const verdict = (v: number | null | undefined, goal: number, must?: number) =>
+    v === null || v === undefined || Number.isNaN(v)
+      ? "not measured"
+      : v <= goal
+      ? "met"
+      : must !== undefined && v <= must
+      ? "goal missed, within the must"
+      : "missed";
+  const s = (k: string) => f(fig[k] === null || fig[k] === undefined ? null : fig[k]! / 1000, 2);
+  const out: string[] = [];
+  for (const e of ["chromium", "firefox"]) {
+    const p95 = fig[`p95Ms_${e}`];
+    out.push(
+      `${e}↔host p95 ${f(p95)} ms, max ${f(fig[`maxMs_${e}`], 2)}, after 10 s p95 ${
+        f(fig[`settledP95Ms_${e}`])
+      } [goal ≤ ${g.p95Ms}, must ≤ ${g.p95MustMs}: ${verdict(p95, g.p95Ms, g.p95MustMs)}]`,
+    );
+  }
+  out.push(
+    `play→sound host/chromium/firefox ${f(fig.playToSoundMs_host, 0)}/${
+      f(fig.playToSoundMs_chromium, 0)
+    }/${f(fig.playToSoundMs_firefox, 0)} ms (lead ${f(fig.leadMs, 0)} ms)`,
+  );
+  for (const e of ["chromium", "firefox"]) {
+    // Heard but never within 1 ms while it played: a miss, not a missing measurement.
+    const inSync = (k: string) =>
+      fig[`${k}InSyncMs_${e}`] === null && typeof fig[`${k}SoundMs_${e}`] === "number"
+        ? ["never within 1 ms", Infinity] as const
+        : [`${s(`${k}InSyncMs_${e}`)} s`, fig[`${k}InSyncMs_${e}`]] as const;
+    // First in sync is not yet for good: a young context's reports can pull it off again.
+    const stays = (k: string) =>
+      typeof fig[`${k}InSyncMs_${e}`] !== "number"
+        ? ""
+        : typeof fig[`${k}StableMs_${e}`] === "number"
+        ? ` (stays within 1 ms from ${s(`${k}StableMs_${e}`)} s)`
+        : " (off by more than 1 ms again before it closed)";
+    const [openText, open] = inSync("openTo");
+    const [keptText, kept] = inSync("reopenTo");
+    out.push(
+      `${e} page opened→in sync ${openText}${stays("openTo")} [goal ≤ ${
+        g.openToInSyncMs / 1000
+      } s: ${verdict(open, g.openToInSyncMs)}]` +
+        (fig.pageTrackCache
+          ? `, reopened (track kept${
+            fig[`reopenDownloaded_${e}`] ? ", but downloaded" : ""
+          }) ${keptText}${stays("reopenTo")} [goal ≤ ${g.openToInSyncCachedMs / 1000} s: ${
+            verdict(kept, g.openToInSyncCachedMs)
+          }]`
+          : ", no track cache in the page"),
+    );
+  }
+  for (const e of ["chromium", "firefox"]) {
+    const rss = fig[`tabRssMb_${e}`];
+    const heap = fig[`jsHeapUsedMb_${e}`];
+    out.push(
+      `${e} tab with a 10-min track: RSS ${f(rss, 0)} MB (anon ${f(fig[`tabAnonMb_${e}`], 0)}, ` +
+        `PSS ${f(fig[`tabPssMb_${e}`], 0)}, peak ${f(fig[`tabPeakRssMb_${e}`], 0)}` +
+        `${heap !== undefined ? `, JS heap ${f(heap, 1)}` : ""}` +
+        `${
+          typeof fig[`jsArrayBuffersMb_${e}`] === "number"
+            ? `, ArrayBuffers ${f(fig[`jsArrayBuffersMb_${e}`], 0)}`
+            : ""
+        }) [goal ≤ ${g.tabMemoryMb} MB: ${verdict(rss, g.tabMemoryMb)}]`,
+    );
+  }
+  out.push(
+    `the 10-min track itself, as the page keeps it (int16 PCM): ${f(fig.memTrackPcmMb, 0)} MB`,
+  );
+  if (fig.p95Ms_webkit !== undefined) {
+    out.push(
+      `webkit↔host mean lag ${f(fig.meanLagMs_webkit, 1)} ms, p95 |lag| ${
+        f(fig.p95Ms_webkit, 1)
+      } ms (${f(fig.windows_webkit, 0)} windows, separate shorter pass)`,
+    );
+  }
+  return out;
 }
 
 if (import.meta.main) {
@@ -98,11 +189,18 @@ if (import.meta.main) {
         `${out}/sync-${name}.svg`,
         errorPlotSvg(`PhaseLock sync — ${name}: inter-device lag per pair`, r.pairs),
       );
+      for (const p of r.plots ?? []) {
+        await Deno.writeTextFile(
+          `${out}/sync-${name}-${p.name}.svg`,
+          errorPlotSvg(p.title, p.pairs, p.xLabel),
+        );
+      }
       const line = summaryLine(r);
       lines.push(line);
       console.log(line);
       console.error(`  (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     } catch (e) {
+      console.error(`  ${(e as Error).message.slice(-3000)}`);
       const line = `${name}: FAILED — ${(e as Error).message.split("\n")[0]}`;
       lines.push(line);
       console.log(line);
@@ -112,8 +210,18 @@ if (import.meta.main) {
   const slim = results.map((r) => ({
     ...r,
     pairs: r.pairs.map(({ series: _s, ...p }) => p),
+    plots: r.plots?.map((pl) => ({ ...pl, pairs: pl.pairs.map(({ series: _s, ...p }) => p) })),
   }));
-  await Deno.writeTextFile(`${out}/sync.json`, JSON.stringify(results, null, 1));
+  // The latest result of each scenario: a run of one scenario keeps the others' results.
+  let kept: ScenarioResult[] = [];
+  try {
+    const old = JSON.parse(await Deno.readTextFile(`${out}/sync.json`));
+    if (Array.isArray(old)) kept = old;
+  } catch { /* none yet, or unreadable: start again */ }
+  const ran = new Set(results.map((r) => r.scenario));
+  const merged = [...kept.filter((r) => !ran.has(r.scenario)), ...results]
+    .sort((a, b) => SCENARIOS.indexOf(a.scenario) - SCENARIOS.indexOf(b.scenario));
+  await Deno.writeTextFile(`${out}/sync.json`, JSON.stringify(merged, null, 1));
   console.log(JSON.stringify(slim));
   console.log(lines.join("\n"));
   if (lines.some((l) => l.includes("FAILED"))) Deno.exit(1);

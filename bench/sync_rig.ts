@@ -3,14 +3,30 @@
  * sink `bus` with one channel per device and a remap sink per device), puts the host and peers
  * in their own network namespaces on a bridge, runs real `phaselock` processes headless,
  * records the bus monitor, and measures the lag between every pair of devices by
- * cross-correlation over sliding windows. Used by `bench/sync.ts` and by the CI test.
+ * cross-correlation over sliding windows. The `browser` scenario runs its host on loopback
+ * instead, with Chromium, Firefox and WebKitGTK pages as peers (each on its own sink). Used by
+ * `bench/sync.ts` and by the CI test.
  */
+import { launchChromium } from "../tests/harness/browser.ts";
+import { launchFirefox } from "../tests/harness/firefox.ts";
 import { createLan, type Lan } from "../tests/harness/netns.ts";
+import {
+  adaptPlaywright,
+  adaptPuppeteer,
+  openPage,
+  type TestPage,
+} from "../tests/harness/pages.ts";
 import { AppProcess, type Event, procUsage } from "../tests/harness/proc.ts";
-import { type BusRecording, recordBus, startPulse } from "../tests/harness/pulse.ts";
+import {
+  type BusRecording,
+  type PrivatePulse,
+  recordBus,
+  startPulse,
+} from "../tests/harness/pulse.ts";
 import { makeNoiseMp3 } from "../tests/harness/tracks.ts";
 import { findTrackStart, lagSeries, percentile } from "../tests/harness/xcorr.ts";
 import { decodeMp3 } from "../audio/decode.ts";
+import { browserProcesses, pageProcesses, type ProcMemory, tabProcess } from "./browser_procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +39,8 @@ export type ScenarioName =
   | "long"
   | "transport"
   | "latejoin"
-  | "evening";
+  | "evening"
+  | "browser";
 export const SCENARIOS: ScenarioName[] = [
   "chain",
   "lan",
@@ -31,6 +48,7 @@ export const SCENARIOS: ScenarioName[] = [
   "transport",
   "latejoin",
   "evening",
+  "browser",
   "long",
 ];
 
@@ -62,6 +80,10 @@ export interface ScenarioResult {
   figures: Record<string, number | null>;
   processes: ProcessUsage[];
   drift?: DriftReport[];
+  /** Browser peers: what each page's engine said about itself while it played. */
+  pages?: PageReport[];
+  /** More plots than the main one: written as sync-SCENARIO-NAME.svg. */
+  plots?: { name: string; title: string; xLabel?: string; pairs: PairResult[] }[];
   notes: string[];
 }
 
@@ -256,7 +278,7 @@ class Rig {
 export function analysePairs(
   ch: Float32Array[],
   names: string[],
-  opts: { fromSample?: number; hopSec?: number } = {},
+  opts: { fromSample?: number; hopSec?: number; maxLagMs?: number } = {},
 ): PairResult[] {
   const out: PairResult[] = [];
   const from = opts.fromSample ?? 0;
@@ -265,25 +287,31 @@ export function analysePairs(
       const s = lagSeries(ch[a].subarray(from), ch[b].subarray(from), {
         windowSec: 0.25,
         hopSec: opts.hopSec ?? 0.25,
+        maxLagMs: opts.maxLagMs,
       });
       const series = s.points.map((p) => ({ atSec: p.atSec + from / 48000, lagMs: p.lagMs }));
-      const abs = series.map((p) => Math.abs(p.lagMs));
-      let maxStep = 0;
-      for (let i = 1; i < series.length; i++) {
-        maxStep = Math.max(maxStep, Math.abs(series[i].lagMs - series[i - 1].lagMs));
-      }
-      out.push({
-        pair: `${names[a]}–${names[b]}`,
-        windows: abs.length,
-        p50Ms: percentile(abs, 50),
-        p95Ms: percentile(abs, 95),
-        maxMs: abs.length ? Math.max(...abs) : NaN,
-        maxStepMs: maxStep,
-        series,
-      });
+      out.push(pairOf(`${names[a]}–${names[b]}`, series));
     }
   }
   return out;
+}
+
+/** A pair's figures from its series of lags. */
+export function pairOf(pair: string, series: PairResult["series"]): PairResult {
+  const abs = series.map((p) => Math.abs(p.lagMs));
+  let maxStep = 0;
+  for (let i = 1; i < series.length; i++) {
+    maxStep = Math.max(maxStep, Math.abs(series[i].lagMs - series[i - 1].lagMs));
+  }
+  return {
+    pair,
+    windows: abs.length,
+    p50Ms: percentile(abs, 50),
+    p95Ms: percentile(abs, 95),
+    maxMs: abs.length ? Math.max(...abs) : NaN,
+    maxStepMs: maxStep,
+    series,
+  };
 }
 
 function overall(pairs: PairResult[]) {
@@ -310,16 +338,21 @@ export function onsetAfter(ch: Float32Array, from: number): number | null {
   return null;
 }
 
-/** First time (sample) from `from` where b is within `tolMs` of a for 5 consecutive 50 ms windows. */
+/**
+ * First time (sample) from `from` where b is within `tolMs` of a for 5 consecutive 50 ms windows
+ * (10 ms apart), looking `spanSec` ahead.
+ */
 export function inSyncAfter(
   a: Float32Array,
   b: Float32Array,
   from: number,
   tolMs = 1,
+  spanSec = 8,
 ): number | null {
   const win = 2400, hop = 480;
   let run = 0, runStart = 0;
-  const s = lagSeries(a.subarray(from, from + 48000 * 8), b.subarray(from, from + 48000 * 8), {
+  const to = from + 48000 * spanSec;
+  const s = lagSeries(a.subarray(from, to), b.subarray(from, to), {
     windowSec: win / 48000,
     hopSec: hop / 48000,
     maxLagMs: 40,
@@ -458,6 +491,7 @@ export async function runScenario(
   const cacheDir = opts.cacheDir ?? `${ROOT}bench/.cache`;
   if (name === "chain") return await measuringChain(opts);
   if (name === "evening") return await evening(opts);
+  if (name === "browser") return await browserPeers(opts);
   const seconds = opts.seconds ??
     { lan: 20, wan: 20, long: 600, transport: 0, latejoin: 12 }[name];
   const trackSec = name === "long" ? seconds + 20 : Math.max(30, seconds + 15);
@@ -690,6 +724,682 @@ async function evening(opts: ScenarioOptions): Promise<ScenarioResult> {
     };
   } finally {
     await rig.destroy();
+  }
+}
+
+// ---------------- browser peers ----------------
+
+/** The issue's goals for browser peers, printed beside the figures. */
+export const BROWSER_GOALS = {
+  /** Chromium↔native and Firefox↔native p95 (ms): the goal, and what must hold. */
+  p95Ms: 1,
+  p95MustMs: 2,
+  /** Page opened → in-sync sound (ms), a track not on the page yet / kept by the page. */
+  openToInSyncMs: 3000,
+  openToInSyncCachedMs: 2000,
+  /** A tab holding a 10-minute track (MB). */
+  tabMemoryMb: 120,
+} as const;
+
+type BrowserEngine = "chromium" | "firefox" | "webkit";
+
+/** What a page's engine said about itself while it played (`window.phaselock.debug()`). */
+export interface PageReport {
+  engine: BrowserEngine;
+  samples: number;
+  /** Share of samples placed by the output timestamp (the rest: currentTime + latency). */
+  timestampShare: number | null;
+  /** Spread of the report in use (ms): how much the page's own placement wobbles. */
+  spreadMsP50: number | null;
+  spreadMsMax: number | null;
+  /** The page's own estimate of its placement error (|ms|), not the recording's. */
+  ownErrorP95Ms: number | null;
+  resyncs: number;
+  /** The clock filter's error estimate and round trip (ms), median. */
+  clockErrorMsP50: number | null;
+  rttMsP50: number | null;
+  /** Output timestamp minus currentTime + latency (ms), median over the page's trace. */
+  apartMsP50: number | null;
+}
+
+interface BenchPage {
+  engine: BrowserEngine;
+  /** The name it joins as. */
+  name: string;
+  page: TestPage;
+  /** Chromium: the page's main-thread JS heap and ArrayBuffer contents (CDP), in MB. */
+  jsHeap(): Promise<{ usedMb: number; totalMb: number; backingStoreMb: number } | null>;
+  close(): Promise<void>;
+}
+
+const ENGINE_NAMES: Record<BrowserEngine, string> = {
+  chromium: "Chromium",
+  firefox: "Firefox",
+  webkit: "WebKit",
+};
+
+/** A fresh browser (its own profile: nothing cached) with one blank page playing into sink k. */
+async function launchBenchPage(
+  engine: BrowserEngine,
+  pulse: PrivatePulse,
+  k: number,
+): Promise<BenchPage> {
+  const name = ENGINE_NAMES[engine];
+  const none = () => Promise.resolve(null);
+  if (engine === "chromium") {
+    const chrome = await launchChromium({ pulse: { env: pulse.env(k) } });
+    try {
+      const raw = await chrome.page("about:blank");
+      return {
+        engine,
+        name,
+        page: adaptPlaywright(raw),
+        async jsHeap() {
+          const cdp = await raw.context().newCDPSession(raw);
+          try {
+            await cdp.send("Performance.enable");
+            const { metrics } = await cdp.send("Performance.getMetrics");
+            const m = (n: string) => metrics.find((x) => x.name === n)?.value ?? NaN;
+            // ArrayBuffer contents (the decoded track) live outside the JS heap proper.
+            const usage = await cdp.send("Runtime.getHeapUsage") as { backingStorageSize?: number };
+            return {
+              usedMb: m("JSHeapUsedSize") / 2 ** 20,
+              totalMb: m("JSHeapTotalSize") / 2 ** 20,
+              backingStoreMb: (usage.backingStorageSize ?? NaN) / 2 ** 20,
+            };
+          } finally {
+            await cdp.detach().catch(() => {});
+          }
+        },
+        close: () => chrome.close(),
+      };
+    } catch (e) {
+      await chrome.close();
+      throw e;
+    }
+  }
+  if (engine === "firefox") {
+    const firefox = await launchFirefox({ pulse: { env: pulse.env(k) } });
+    try {
+      const raw = await firefox.page("about:blank");
+      return { engine, name, page: adaptPuppeteer(raw), jsHeap: none, close: firefox.close };
+    } catch (e) {
+      await firefox.close();
+      throw e;
+    }
+  }
+  const webkit = await openPage("webkit", { pulse, sink: k });
+  return { engine, name, page: webkit.page, jsHeap: none, close: webkit.close };
+}
+
+/** What the benchmark reads of a page's engine, every couple of seconds. */
+const PAGE_STATUS = `(() => {
+  const d = window.phaselock?.debug();
+  const o = d?.output;
+  return {
+    source: o?.source ?? null, spreadMs: o?.spreadMs ?? null, errorMs: o?.errorMs ?? null,
+    resyncs: o?.resyncs ?? 0, playing: !!o?.playing,
+    clockErrorMs: d?.clock?.errorMs ?? null, rttMs: d?.clock?.rttMs ?? null,
+  };
+})()`;
+
+interface PageStatus {
+  source: string | null;
+  spreadMs: number | null;
+  errorMs: number | null;
+  resyncs: number;
+  playing: boolean;
+  clockErrorMs: number | null;
+  rttMs: number | null;
+}
+
+async function pageReport(p: BenchPage, samples: PageStatus[]): Promise<PageReport> {
+  const s = samples.filter((x) => x.playing);
+  const nums = (f: (x: PageStatus) => number | null) =>
+    s.map(f).filter((v): v is number => v !== null && Number.isFinite(v));
+  const med = (xs: number[]) => xs.length ? percentile(xs, 50) : null;
+  const trace = await p.page.evaluate<{ apartMs: number | null }[]>(
+    "window.phaselock?.debug().trace ?? []",
+  ).catch(() => []);
+  const apart = trace.map((t) => t.apartMs).filter((v): v is number => v !== null);
+  const spreads = nums((x) => x.spreadMs);
+  const errs = nums((x) => x.errorMs).map(Math.abs);
+  return {
+    engine: p.engine,
+    samples: s.length,
+    timestampShare: s.length ? s.filter((x) => x.source === "timestamp").length / s.length : null,
+    spreadMsP50: med(spreads),
+    spreadMsMax: spreads.length ? Math.max(...spreads) : null,
+    ownErrorP95Ms: errs.length ? percentile(errs, 95) : null,
+    resyncs: s.at(-1)?.resyncs ?? 0,
+    clockErrorMsP50: med(nums((x) => x.clockErrorMs)),
+    rttMsP50: med(nums((x) => x.rttMs)),
+    apartMsP50: med(apart),
+  };
+}
+
+/** Polls every page's status every 2 s until `until` settles. */
+async function pollPages(pages: BenchPage[], until: Promise<unknown>) {
+  const out = new Map<BenchPage, PageStatus[]>(pages.map((p) => [p, []]));
+  let done = false;
+  until.then(() => done = true, () => done = true);
+  while (!done) {
+    for (const p of pages) {
+      const st = await p.page.evaluate<PageStatus>(PAGE_STATUS).catch(() => null);
+      if (st) out.get(p)!.push(st);
+    }
+    await Promise.race([sleep(2000), until]);
+  }
+  return out;
+}
+
+/** A headless host on loopback (no namespaces: browsers need none), playing into sink 0. */
+class BrowserJam {
+  readonly url: string;
+  constructor(readonly host: AppProcess, readonly port: number) {
+    this.url = `http://127.0.0.1:${port}/`;
+  }
+
+  static start(pulse: PrivatePulse, files: string[]): BrowserJam {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    const host = new AppProcess([
+      ...["host", "--headless", "--name", "Bench", "--as", "Host", "--port", String(port)],
+      ...["--bind", "127.0.0.1", "--audio", "pulse", "--no-advertise", ...files],
+    ], { env: pulse.env(0) });
+    return new BrowserJam(host, port);
+  }
+
+  /** Sends `line` and waits for the first event after it that matches `pred`. */
+  async command(line: string, pred: (e: Event) => boolean, what = `"${line}"`, timeoutMs = 20000) {
+    const from = this.host.events.length;
+    await this.host.send(line);
+    return await this.after(from, pred, what, timeoutMs);
+  }
+
+  /** The first event at index `from` or later that matches `pred`. */
+  after(from: number, pred: (e: Event) => boolean, what: string, timeoutMs = 30000) {
+    const h = this.host;
+    return h.waitFor((e) => pred(e) && h.events.indexOf(e) >= from, timeoutMs, what);
+  }
+
+  /** Makes `file` the only track in the queue and plays it (no page is joined then). */
+  async playOnly(file: string): Promise<Event> {
+    const fileName = file.split("/").pop()!;
+    await this.command("stop", () => true, "stop", 5000).catch(() => {});
+    await this.command(
+      `add ${file}`,
+      (e) => e.type === "track-ready" && !e.peer && e.fileName === fileName,
+      `${fileName} on the host`,
+      60000,
+    );
+    await this.command("remove 1", (e) => e.type === "queue", "remove");
+    return await this.command("play", (e) => e.type === "playing", "play");
+  }
+}
+
+/** Goes to the jam's page, types the name, clicks Join; when each step was done (real ms). */
+async function joinFromPage(p: BenchPage, url: string) {
+  const openedMs = realNow();
+  await p.page.goto(url);
+  const loadedMs = realNow();
+  await p.page.fill("input[name=name]", p.name);
+  await p.page.click({ text: "Join" });
+  return { openedMs, loadedMs, clickedMs: realNow() };
+}
+
+/**
+ * Browser peers against a native host, each engine on its own sink, one recording:
+ * 1. sync: Chromium and Firefox join; the host plays a track of `seconds` (default 60) s.
+ * 2. page opened → in-sync sound: with the jam playing a ~5 MB track, each engine in turn
+ *    opens the page, types a name, clicks Join; then (if the page keeps tracks) leaves and
+ *    opens it again with the track kept.
+ * 3. memory: both join a jam playing a 10-minute track; the tab's process is read from /proc.
+ * 4. WebKitGTK, alone and shorter (it is placed ~70 ms late by design §6): if it runs.
+ * One engine pass at a time keeps the 2-core machine at host + 2 browsers + PulseAudio.
+ */
+async function browserPeers(opts: ScenarioOptions): Promise<ScenarioResult> {
+  const log = opts.log ?? (() => {});
+  const cacheDir = opts.cacheDir ?? `${ROOT}bench/.cache`;
+  const seconds = opts.seconds ?? 60;
+  const syncFile = await noiseTrack(cacheDir, "a", seconds + 15);
+  // ~5 MB at 128 kbps: 320 s × 16 000 B/s.
+  const joinFile = await noiseTrack(cacheDir, "join5mb", 320);
+  const memTrackSec = 600;
+  const memFile = await noiseTrack(cacheDir, "ten", memTrackSec);
+  const joinBytes = (await Deno.stat(joinFile)).size;
+  log("browser: tracks ready");
+  const figures: Record<string, number | null> = {};
+  const notes: string[] = [];
+  const plots: NonNullable<ScenarioResult["plots"]> = [];
+  const open: BenchPage[] = [];
+  const closeAll = async () => {
+    for (const p of open.splice(0)) await p.close().catch(() => {});
+  };
+  const launch = async (engine: BrowserEngine, k: number) => {
+    const p = await launchBenchPage(engine, pulse, k);
+    open.push(p);
+    return p;
+  };
+  const closePage = async (p: BenchPage) => {
+    open.splice(open.indexOf(p), 1);
+    await p.close().catch(() => {});
+  };
+  /**
+   * Joins from `p` (a fresh browser on sink k if absent) and waits until the host hears the
+   * track is ready there, calling `whileLoading` every 250 ms meanwhile. A fresh page that
+   * never gets there is noted and replaced by a fresh browser once: Firefox's page now and
+   * then stopped dead right after Join here (content process idle, evaluate timing out).
+   */
+  const join = async (
+    engine: BrowserEngine,
+    k: number,
+    o: {
+      page?: BenchPage;
+      timeoutMs?: number;
+      beforeGoto?: () => void;
+      afterLoad?: () => void;
+      whileLoading?: () => void;
+    } = {},
+  ) => {
+    for (let attempt = 1;; attempt++) {
+      const p = o.page ?? await launch(engine, k);
+      o.beforeGoto?.();
+      const from = host.events.length;
+      const t = await joinFromPage(p, jam.url);
+      o.afterLoad?.();
+      const timeoutMs = o.timeoutMs ?? 60000;
+      const deadline = realNow() + timeoutMs;
+      let ready: Event | undefined;
+      while (true) {
+        o.whileLoading?.();
+        ready = host.events.slice(from).find((e) => e.type === "track-ready" && e.peer === p.name);
+        if (ready || realNow() > deadline) break;
+        await sleep(250);
+      }
+      if (ready) return { p, t, ready, from };
+      const said = await Promise.race([
+        p.page.evaluate<string>(
+          "JSON.stringify({ tracks: window.phaselock?.debug().tracks })",
+        ).catch((e) => `${e}`.slice(0, 200)),
+        sleep(5000).then(() => "the page did not answer in 5 s"),
+      ]);
+      const why = `${p.name}: no track ready ${timeoutMs / 1000} s after Join (${said})`;
+      if (o.page || attempt >= 2) throw new Error(why);
+      notes.push(`${why}; tried again with a fresh browser`);
+      const left = host.events.length;
+      await closePage(p);
+      await jam.after(left, (e) => e.type === "peer-left" && e.name === p.name, "left")
+        .catch(() => {});
+    }
+  };
+  const pulse = await startPulse(4);
+  const rec = recordBus(pulse);
+  const jam = BrowserJam.start(pulse, [syncFile]);
+  const host = jam.host;
+  let recording: BusRecording | null = null;
+  try {
+    await host.waitFor((e) => e.type === "session", 60000, "host session");
+    const hasCache = await Deno.stat(`${ROOT}ui/engine/track_cache.ts`).then(
+      () => true,
+      () => false,
+    );
+    figures.pageTrackCache = hasCache ? 1 : 0;
+
+    // ---- 1. sync: Chromium (sink 1) and Firefox (sink 2) with the native host ----
+    const engines: BrowserEngine[] = ["chromium", "firefox"];
+    const pages: BenchPage[] = [];
+    for (const [i, engine] of engines.entries()) pages.push((await join(engine, i + 1)).p);
+    await host.waitFor(
+      (e) =>
+        e.type === "peers" && Array.isArray(e.peers) &&
+        pages.every((p) =>
+          (e.peers as { name: string; clock: string }[]).some((q) =>
+            q.name === p.name && q.clock === "green"
+          )
+        ),
+      30000,
+      "the pages' clocks locked",
+    );
+    log("browser: Chromium and Firefox joined and locked");
+    // As the native scenarios: a baseline for the clock filter before the music starts.
+    await sleep(3000);
+    const tabsBefore = engines.map((e) => tabProcess(e as "chromium" | "firefox", []));
+    const allBefore = engines.map((e) => browserProcesses(e as "chromium" | "firefox"));
+    const pressedMs = realNow();
+    const playing = await jam.command("play", (e) => e.type === "playing");
+    const played = sleep(seconds * 1000);
+    const polled = pollPages(pages, played);
+    await played;
+    const pageSamples = await polled;
+    const sampledMs = realNow();
+    const tabsAfter = engines.map((e) => tabProcess(e as "chromium" | "firefox", []));
+    const allAfter = engines.map((e) => browserProcesses(e as "chromium" | "firefox"));
+    const stopped = await jam.command("stop", (e) => e.type === "stopped");
+    const pageReports: PageReport[] = [];
+    for (const p of pages) pageReports.push(await pageReport(p, pageSamples.get(p) ?? []));
+    // CPU while playing: the tab's process, and every process of the browser (its audio
+    // service or audio process plays the sound); memory of the whole browser as PSS.
+    const processes: ProcessUsage[] = [];
+    const playSec = (sampledMs - pressedMs) / 1000;
+    engines.forEach((engine, i) => {
+      const [b, a] = [tabsBefore[i], tabsAfter[i]];
+      if (a) {
+        const cpu = a.tab.cpuSec - (b?.tab.pid === a.tab.pid ? b.tab.cpuSec : 0);
+        processes.push({
+          name: `${engine} tab`,
+          cpuPercent: (100 * cpu) / playSec,
+          cpuSec: cpu,
+          rssMb: a.tab.rssMb,
+          peakRssMb: a.tab.peakRssMb,
+        });
+      }
+      const cpuBefore = new Map(allBefore[i].map((x) => [x.pid, x.cpuSec]));
+      const cpu = allAfter[i].reduce((t, x) => t + x.cpuSec - (cpuBefore.get(x.pid) ?? 0), 0);
+      figures[`browserCpuPercent_${engine}`] = (100 * cpu) / playSec;
+      figures[`browserPssMbPlaying_${engine}`] = allAfter[i].reduce((t, x) => t + x.pssMb, 0);
+    });
+    await closeAll();
+    log(`browser: played ${seconds} s on the host, Chromium and Firefox`);
+
+    // ---- 2. page opened → in-sync sound, a ~5 MB track, then the same page opened again ----
+    await jam.playOnly(joinFile);
+    const joins: {
+      engine: BrowserEngine;
+      k: number;
+      cached: boolean;
+      openedMs: number;
+      leftMs: number;
+    }[] = [];
+    for (const [i, engine] of engines.entries()) {
+      let p: BenchPage | undefined;
+      try {
+        for (const cached of hasCache ? [false, true] : [false]) {
+          const j = await join(engine, i + 1, { page: p });
+          p = j.p;
+          const { t, ready, from } = j;
+          const downloaded = host.events.slice(from).some((e) =>
+            e.type === "transfer" && e.peer === p!.name && e.state === "downloading"
+          );
+          const key = `${cached ? "reopen" : "open"}To`;
+          figures[`${key}LoadedMs_${engine}`] = t.loadedMs - t.openedMs;
+          figures[`${key}JoinClickedMs_${engine}`] = t.clickedMs - t.openedMs;
+          figures[`${key}ReadyMs_${engine}`] = ready.rxMs! - t.openedMs;
+          if (cached) figures[`reopenDownloaded_${engine}`] = downloaded ? 1 : 0;
+          // Long enough to slew into sync after a late start (≤ 0.2 %: 10 ms in 5 s).
+          await sleep(12000);
+          joins.push({ engine, k: i + 1, cached, openedMs: t.openedMs, leftMs: realNow() });
+          const st = await p.page.evaluate<PageStatus>(PAGE_STATUS).catch(() => null);
+          notes.push(
+            `${engine} ${cached ? "reopened" : "opened"}: placed by its ${st?.source} report ` +
+              `(spread ${st?.spreadMs?.toFixed(2)} ms, ${st?.resyncs} resyncs)`,
+          );
+          if (!cached && hasCache) {
+            const left = host.events.length;
+            await p.page.goto("about:blank");
+            await jam.after(left, (e) => e.type === "peer-left" && e.name === p!.name, "left")
+              .catch(() => notes.push(`${engine}: the host did not see the page leave`));
+            await sleep(1500);
+          }
+        }
+        log(`browser: ${engine} opened the page${hasCache ? " twice" : ""}`);
+      } catch (e) {
+        notes.push(`${engine}: page opened → in sync not measured: ${(e as Error).message}`);
+      }
+      await closeAll();
+    }
+
+    // ---- 3. memory: both tabs with a 10-minute track ----
+    await jam.playOnly(memFile);
+    const memPages: BenchPage[] = [];
+    const memBefore: ProcMemory[][] = [];
+    const pageLoaded: ProcMemory[][] = [];
+    const loadMaxRss: number[] = [];
+    for (const [i, engine] of engines.entries()) {
+      const pe = engine as "chromium" | "firefox";
+      let max = 0;
+      try {
+        const j = await join(engine, i + 1, {
+          timeoutMs: 120000,
+          beforeGoto: () => {
+            memBefore[i] = pageProcesses(pe);
+            max = 0;
+          },
+          afterLoad: () => pageLoaded[i] = pageProcesses(pe),
+          // While it downloads and decodes: the tab's resident memory.
+          whileLoading: () => max = Math.max(max, tabProcess(pe, memBefore[i])?.tab.rssMb ?? 0),
+        });
+        memPages.push(j.p);
+        loadMaxRss[i] = max;
+        figures[`memOpenToReadyMs_${engine}`] = j.ready.rxMs! - j.t.openedMs;
+      } catch (e) {
+        notes.push(`${engine}: memory not measured: ${(e as Error).message}`);
+      }
+    }
+    await sleep(5000);
+    const memSamples: { engine: BrowserEngine; tab: ProcMemory; grewMb: number }[][] = [];
+    for (let n = 0; n < 5; n++) {
+      memSamples.push(
+        memPages.map((p) => p.engine).flatMap((e) => {
+          const t = tabProcess(e as "chromium" | "firefox", memBefore[engines.indexOf(e)]);
+          return t ? [{ engine: e, tab: t.tab, grewMb: t.grewMb }] : [];
+        }),
+      );
+      await sleep(1000);
+    }
+    for (const p of memPages) {
+      const i = engines.indexOf(p.engine);
+      const mine = memSamples.flatMap((s) => s.filter((x) => x.engine === p.engine));
+      const last = mine.at(-1);
+      if (!last) {
+        notes.push(`${p.engine}: no tab process found for the memory figure`);
+        continue;
+      }
+      const e = p.engine;
+      const playingNow = await p.page.evaluate<PageStatus>(PAGE_STATUS).catch(() => null);
+      if (!playingNow?.playing) notes.push(`${e}: not playing when its memory was read`);
+      figures[`tabRssMb_${e}`] = last.tab.rssMb;
+      figures[`tabRssMaxMb_${e}`] = Math.max(...mine.map((x) => x.tab.rssMb));
+      figures[`tabPeakRssMb_${e}`] = last.tab.peakRssMb;
+      figures[`tabLoadingMaxRssMb_${e}`] = loadMaxRss[i];
+      figures[`tabPssMb_${e}`] = last.tab.pssMb;
+      figures[`tabAnonMb_${e}`] = last.tab.anonMb;
+      figures[`tabFileMb_${e}`] = last.tab.fileMb;
+      figures[`tabShmemMb_${e}`] = last.tab.shmemMb;
+      const base = pageLoaded[i].find((x) => x.pid === last.tab.pid);
+      figures[`tabPageOpenRssMb_${e}`] = base?.rssMb ?? null;
+      figures[`tabPageOpenAnonMb_${e}`] = base?.anonMb ?? null;
+      // What joining and loading the track added to the tab's own (anonymous) memory.
+      figures[`tabJoinedAnonGrowthMb_${e}`] = base ? last.tab.anonMb - base.anonMb : null;
+      const all = browserProcesses(e as "chromium" | "firefox");
+      figures[`browserPssMb_${e}`] = all.reduce((t, x) => t + x.pssMb, 0);
+      const heap = await p.jsHeap().catch(() => null);
+      if (heap) {
+        figures[`jsHeapUsedMb_${e}`] = heap.usedMb;
+        figures[`jsHeapTotalMb_${e}`] = heap.totalMb;
+        figures[`jsArrayBuffersMb_${e}`] = Number.isFinite(heap.backingStoreMb)
+          ? heap.backingStoreMb
+          : null;
+      }
+      const others = all.filter((x) => x.pid !== last.tab.pid)
+        .sort((a, b) => b.rssMb - a.rssMb).slice(0, 4)
+        .map((x) => `${x.kind} ${x.rssMb.toFixed(0)}`).join(", ");
+      notes.push(
+        `${e} tab = pid ${last.tab.pid} (${last.tab.kind}), grew ${last.grewMb.toFixed(0)} MB ` +
+          `since before the page was opened; largest other processes (RSS MB): ${others}`,
+      );
+    }
+    // The decoded track, as the page keeps it: int16, two channels.
+    figures.memTrackPcmMb = (memTrackSec * 48000 * 2 * 2) / 2 ** 20;
+    await closeAll();
+    log("browser: memory read with a 10-minute track");
+
+    // ---- 4. WebKitGTK alone, shorter ----
+    let webkit: { k: number; fromMs: number; toMs: number; playing: Event } | null = null;
+    try {
+      await jam.command("stop", () => true, "stop", 5000).catch(() => {});
+      await jam.playOnly(syncFile);
+      await jam.command("stop", (e) => e.type === "stopped");
+      await join("webkit", 3);
+      await sleep(3000);
+      const wkPlaying = await jam.command("play", (e) => e.type === "playing");
+      await sleep(Math.min(seconds, 20) * 1000);
+      const wkStopped = await jam.command("stop", (e) => e.type === "stopped");
+      webkit = {
+        k: 3,
+        fromMs: wkPlaying.rxMs!,
+        toMs: wkStopped.atHostMs as number,
+        playing: wkPlaying,
+      };
+      await closeAll();
+      log("browser: WebKit played");
+    } catch (e) {
+      notes.push(`WebKitGTK did not play: ${(e as Error).message.split("\n")[0].slice(0, 300)}`);
+      await closeAll();
+    }
+
+    const processesHost = await procUsage(host.child.pid);
+    if (processesHost) {
+      const alive = (realNow() - host.spawnedMs) / 1000;
+      processes.unshift({
+        name: "host",
+        cpuPercent: (100 * processesHost.cpuSec) / alive,
+        ...processesHost,
+      });
+    }
+    await host.quit();
+    recording = await rec.stop();
+    log(`browser: analysing ${(recording.channels[0].length / 48000).toFixed(0)} s of recording`);
+    const r = recording;
+
+    // Sync over the 60 s: every pair, from play to stop.
+    const end = Math.floor(r.sampleAt(stopped.atHostMs as number)) - 4800;
+    const chans = [0, 1, 2].map((k) => r.channels[k].subarray(0, Math.max(0, end)));
+    const fromSample = Math.max(0, Math.floor(r.sampleAt(pressedMs)));
+    const pairs = analysePairs(chans, ["host", "chromium", "firefox"], { fromSample });
+    const onsets: Record<string, number | null> = {};
+    for (const [k, name] of ["host", "chromium", "firefox"].entries()) {
+      const on = onsetAfter(r.channels[k], fromSample);
+      onsets[name] = on;
+      figures[`playToSoundMs_${name}`] = on === null ? null : r.realMsOf(on) - playing.rxMs!;
+      figures[`soundVsScheduleMs_${name}`] = on === null
+        ? null
+        : r.realMsOf(on) - (playing.atHostMs as number);
+    }
+    figures.pressedToPlayingMs = playing.rxMs! - pressedMs;
+    figures.leadMs = (playing.atHostMs as number) - playing.rxMs!;
+    figures.timingUncertaintyMs = r.chunkMs;
+    for (const engine of engines) {
+      const pair = pairs.find((p) => p.pair === `host–${engine}`)!;
+      figures[`p95Ms_${engine}`] = pair.p95Ms;
+      figures[`maxMs_${engine}`] = pair.maxMs;
+      // After the first 10 s of sound: what the page holds once its reports have settled.
+      const on = onsets[engine];
+      if (on !== null) {
+        const late = pair.series.filter((s) => s.atSec > on / 48000 + 10).map((s) =>
+          Math.abs(s.lagMs)
+        );
+        figures[`settledP95Ms_${engine}`] = late.length ? percentile(late, 95) : null;
+      }
+      const mean = pair.series.reduce((t, s) => t + s.lagMs, 0) / Math.max(1, pair.series.length);
+      figures[`meanLagMs_${engine}`] = mean;
+    }
+
+    // Page opened → in-sync sound, from the recording.
+    const joinPairs: PairResult[] = [];
+    for (const j of joins) {
+      const ch = r.channels[j.k];
+      const key = `${j.cached ? "reopen" : "open"}To`;
+      const from = Math.max(0, Math.floor(r.sampleAt(j.openedMs)));
+      const spanSec = (j.leftMs - j.openedMs) / 1000;
+      const on = onsetAfter(ch.subarray(0, from + Math.floor(48000 * spanSec)), from);
+      figures[`${key}SoundMs_${j.engine}`] = on === null ? null : r.realMsOf(on) - j.openedMs;
+      const sync = on === null
+        ? null
+        : inSyncAfter(r.channels[0], ch, on, 1, spanSec - (on - from) / 48000);
+      figures[`${key}InSyncMs_${j.engine}`] = sync === null ? null : r.realMsOf(sync) - j.openedMs;
+      const to = from + Math.floor(48000 * spanSec);
+      const s = lagSeries(r.channels[0].subarray(from, to), ch.subarray(from, to), {
+        windowSec: 0.25,
+        hopSec: 0.1,
+        maxLagMs: 45,
+      });
+      joinPairs.push(pairOf(`${j.engine}${j.cached ? " (kept)" : ""}`, s.points));
+      // In sync for good: from the first window after which none is off by more than 1 ms
+      // until the page left (a young context's reports can still pull it away after it was
+      // first in sync).
+      const lastOff = s.points.findLastIndex((p) => Math.abs(p.lagMs) > 1);
+      const stable = s.points[lastOff + 1];
+      figures[`${key}StableMs_${j.engine}`] = stable && s.points.at(-1)!.atSec - stable.atSec >= 2
+        ? Math.max(0, stable.atSec - 0.125) * 1000 + (r.realMsOf(from) - j.openedMs)
+        : null;
+      if (sync === null && on !== null) {
+        notes.push(
+          `${j.engine}${j.cached ? " reopened" : " opened"}: never within 1 ms of the host ` +
+            `for 50 ms × 5 in the ${spanSec.toFixed(0)} s it played`,
+        );
+      }
+    }
+    figures.joinTrackMb = joinBytes / 2 ** 20;
+    plots.push({
+      name: "join",
+      title: "PhaseLock sync — browser: lag behind the host after opening the page",
+      xLabel: "time since the page was opened (s)",
+      pairs: joinPairs,
+    });
+
+    if (webkit) {
+      const wFrom = Math.max(0, Math.floor(r.sampleAt(webkit.fromMs)));
+      const wTo = Math.floor(r.sampleAt(webkit.toMs)) - 4800;
+      const wPairs = analysePairs(
+        [r.channels[0].subarray(0, wTo), r.channels[webkit.k].subarray(0, wTo)],
+        ["host", "webkit"],
+        { fromSample: wFrom, maxLagMs: 250 },
+      );
+      const w = wPairs[0];
+      figures.p50Ms_webkit = w.p50Ms;
+      figures.p95Ms_webkit = w.p95Ms;
+      figures.windows_webkit = w.windows;
+      figures.meanLagMs_webkit = w.series.reduce((t, s) => t + s.lagMs, 0) /
+        Math.max(1, w.series.length);
+      const on = onsetAfter(r.channels[webkit.k], wFrom);
+      figures.playToSoundMs_webkit = on === null ? null : r.realMsOf(on) - webkit.playing.rxMs!;
+      plots.push({
+        name: "webkit",
+        title: "PhaseLock sync — browser: WebKitGTK against the host",
+        pairs: wPairs,
+      });
+    }
+    return {
+      scenario: "browser",
+      recordedSec: r.channels[0].length / 48000,
+      pairs,
+      overall: overall(pairs),
+      figures,
+      processes,
+      pages: pageReports,
+      plots,
+      notes,
+    };
+  } catch (e) {
+    // What the open pages were doing: a stalled download or decode shows here.
+    const states: string[] = [];
+    for (const p of open) {
+      const d = await p.page.evaluate(
+        "JSON.stringify({ phase: window.phaselock?.debug().phase, " +
+          "tracks: window.phaselock?.debug().tracks, text: document.body.innerText.slice(-300) })",
+      ).catch((err) => `${err}`);
+      states.push(`${p.engine}: ${d}`);
+    }
+    if (states.length) (e as Error).message += `\nPages: ${states.join("\n")}`;
+    throw e;
+  } finally {
+    await closeAll();
+    host.kill();
+    await host.exited;
+    if (!recording) await rec.stop().catch(() => {});
+    await pulse.stop();
   }
 }
 
