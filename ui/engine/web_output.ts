@@ -44,8 +44,16 @@ export interface OutputStatus {
  * plus `outputLatency` lands on the recording.
  */
 function clockQuantile(): number {
-  return /Firefox\//.test(navigator.userAgent) ? 0.5 : 0.05;
+  return FIREFOX ? 0.5 : 0.05;
 }
+const FIREFOX = typeof navigator !== "undefined" && /Firefox\//.test(navigator.userAgent);
+
+/**
+ * How often the reported latencies are read. In Firefox reading them (and the output
+ * timestamp) asks its audio process; read every 20 ms, a page froze for good in 1 run of 3
+ * (its main thread waiting on the audio IPC, measured by the sync benchmark).
+ */
+const LATENCY_READ_MS = 1000;
 
 export class WebOutput {
   readonly ctx: AudioContext;
@@ -53,6 +61,8 @@ export class WebOutput {
   readonly #stamp = new ContextTimeline();
   readonly #clock = new ContextTimeline({ quantile: clockQuantile() });
   #useStamp = false;
+  #latencyMs = 0;
+  #latencyReadMs = -Infinity;
   #map: HostMap | null = null;
   #nextFrame: number | null = null;
   #sources: AudioBufferSourceNode[] = [];
@@ -164,15 +174,19 @@ export class WebOutput {
   #sample() {
     const ctx = this.ctx;
     const now = performance.now();
-    if (typeof ctx.getOutputTimestamp === "function") {
+    // Firefox's timestamp only repeats currentTime (see #source): not worth asking for.
+    if (!FIREFOX && typeof ctx.getOutputTimestamp === "function") {
       const ts = ctx.getOutputTimestamp();
       if (ts.contextTime && ts.performanceTime) {
         this.#stamp.add({ ctxSec: ts.contextTime, heardMs: ts.performanceTime });
       }
     }
-    const latencySec = (ctx.outputLatency || 0) + (ctx.baseLatency || 0);
+    if (now - this.#latencyReadMs >= LATENCY_READ_MS) {
+      this.#latencyReadMs = now;
+      this.#latencyMs = ((ctx.outputLatency || 0) + (ctx.baseLatency || 0)) * 1000;
+    }
     // currentTime is the start of the next block to render: heard after the latency.
-    this.#clock.add({ ctxSec: ctx.currentTime, heardMs: now + latencySec * 1000 });
+    this.#clock.add({ ctxSec: ctx.currentTime, heardMs: now + this.#latencyMs });
     if (ctx.currentTime !== this.#lastCtxSec) {
       this.#lastCtxSec = ctx.currentTime;
       this.#lastMoveMs = now;
