@@ -53,6 +53,24 @@ function readyOn(host: AppProcess, name: string, timeoutMs = 30000) {
   );
 }
 
+/**
+ * Waits for `name`'s track to be ready; false if instead its page stopped answering (a frozen
+ * page); throws if it is neither ready nor frozen.
+ */
+async function readyOrFrozen(host: AppProcess, o: OpenedPage, name: string): Promise<boolean> {
+  try {
+    await readyOn(host, name, 20000);
+    return true;
+  } catch (e) {
+    const answer = await Promise.race([
+      o.page.evaluate("1").then(() => "alive", () => "frozen"),
+      sleep(5000).then(() => "frozen"),
+    ]);
+    if (answer === "frozen") return false;
+    throw e;
+  }
+}
+
 /** |lag| of device `k` against the host (channel 0) in every window where both have sound. */
 function lagsOf(rec: BusRecording, k: number, maxLagMs: number, fromSec = 0, toSec = Infinity) {
   const [a, b] = [rec.channels[0], rec.channels[k]];
@@ -117,9 +135,18 @@ Deno.test({
       // One engine at a time (three browsers and a host at once overload two cores), each on
       // its own sink, each joining the same jam, which plays the track for it.
       for (const [i, engine] of engines.entries()) {
-        const { opened, name } = await joinFrom(engine, jam, i + 1);
+        let { opened, name } = await joinFrom(engine, jam, i + 1);
         pages.push(opened);
-        await readyOn(jam.host, name);
+        if (!(await readyOrFrozen(jam.host, opened, name))) {
+          // Firefox ESR's page now and then stops dead right after Join, its main thread
+          // waiting on Firefox's own audio IPC (1 in 3–6 runs here, never when run alone).
+          // Said loudly, and tried once more with a fresh browser; a second freeze fails.
+          console.warn(`${engine}'s page froze after Join; trying once more with a new browser`);
+          await opened.close();
+          ({ opened, name } = await joinFrom(engine, jam, i + 1));
+          pages.push(opened);
+          await readyOn(jam.host, name);
+        }
         // Every page is a peer like any other, marked as a browser in the host's list.
         const list = await jam.host.waitFor((e) =>
           e.type === "peers" &&
@@ -210,6 +237,25 @@ async function chromiumJam(tracks: { name: string; seconds: number }[], name = "
   return { jam, rec, browser, page, name };
 }
 
+type ChromiumJam = Awaited<ReturnType<typeof chromiumJam>>;
+
+/** Runs `fn` on a fresh Chromium jam; on failure prints what the host said; always cleans up. */
+async function withChromiumJam(
+  tracks: { name: string; seconds: number }[],
+  fn: (c: ChromiumJam & { page: Page }) => Promise<void>,
+) {
+  const c = await chromiumJam(tracks);
+  try {
+    await fn(c);
+  } catch (e) {
+    dump(c.jam.host);
+    throw e;
+  } finally {
+    await c.browser.close();
+    await cleanUp(c.jam, c.rec);
+  }
+}
+
 async function join(page: Page, url: string, name: string) {
   await page.goto(url);
   await page.getByLabel("Your name").fill(name);
@@ -221,64 +267,60 @@ Deno.test({
     "sync after each change",
   ...opts,
   async fn() {
-    const c = await chromiumJam([{ name: "First", seconds: 20 }, { name: "Second", seconds: 12 }]);
-    const { jam, page } = c;
-    try {
-      await join(page, jam.url, c.name);
-      await readyOn(jam.host, c.name);
-      await sleep(1500);
-      await jam.host.send("play");
-      await sleep(3000);
-      const paused = await command(jam.host, "pause", (e) => e.type === "paused");
-      await page.getByText("paused", { exact: false }).first().waitFor({ timeout: 5000 })
-        .catch(() => {}); // the word is the UI's; the sound below is what counts
-      await sleep(2000);
-      const resumed = await command(jam.host, "play", (e) => e.type === "playing");
-      await sleep(2500);
-      const sought = await command(jam.host, "seek 12", (e) => e.type === "playing");
-      await sleep(2500);
-      // The next track must be ready on the browser before the host lets it play.
-      await jam.host.waitFor(
-        (e) =>
-          e.type === "track-ready" && e.peer === c.name &&
-          `${e.fileName}`.startsWith("Second"),
-        20000,
-        "the next track on the browser",
-      );
-      const skipped = await command(jam.host, "skip", (e) => e.type === "playing");
-      assertEquals(skipped.title, "Second");
-      await sleep(3000);
-      const rec = await c.rec.stop();
+    await withChromiumJam(
+      [{ name: "First", seconds: 20 }, { name: "Second", seconds: 12 }],
+      async (c) => {
+        const { jam, page } = c;
+        await join(page, jam.url, c.name);
+        await readyOn(jam.host, c.name);
+        await sleep(1500);
+        await jam.host.send("play");
+        await sleep(3000);
+        const paused = await command(jam.host, "pause", (e) => e.type === "paused");
+        await page.getByText("paused", { exact: false }).first().waitFor({ timeout: 5000 })
+          .catch(() => {}); // the word is the UI's; the sound below is what counts
+        await sleep(2000);
+        const resumed = await command(jam.host, "play", (e) => e.type === "playing");
+        await sleep(2500);
+        const sought = await command(jam.host, "seek 12", (e) => e.type === "playing");
+        await sleep(2500);
+        // The next track must be ready on the browser before the host lets it play.
+        await jam.host.waitFor(
+          (e) =>
+            e.type === "track-ready" && e.peer === c.name &&
+            `${e.fileName}`.startsWith("Second"),
+          20000,
+          "the next track on the browser",
+        );
+        const skipped = await command(jam.host, "skip", (e) => e.type === "playing");
+        assertEquals(skipped.title, "Second");
+        await sleep(3000);
+        const rec = await c.rec.stop();
 
-      const pauseAt = paused.atHostMs as number, resumeAt = resumed.atHostMs as number;
-      const quiet = rmsBetween(rec, 1, pauseAt + 300, resumeAt - 300);
-      const loud = rmsBetween(rec, 1, resumeAt + 300, resumeAt + 2000);
-      assertTrue(quiet < 1e-3, `the browser was heard while paused (rms ${quiet})`);
-      assertTrue(loud > 0.02, `the browser is silent after resuming (rms ${loud})`);
-      const lags = lagsOf(rec, 1, 40);
-      const after = (ms: number) =>
-        lags.filter((l) => l.atSec > rec.sampleAt(ms + 300) / rec.rateHz);
-      for (
-        const [what, at] of [
-          ["resume", resumeAt],
-          ["seek", sought.atHostMs as number],
-          ["skip", skipped.atHostMs as number],
-        ] as const
-      ) {
-        const w = after(at);
-        assertTrue(w.length >= 2, `nothing in sync heard after ${what}`);
-      }
-      const p95 = percentile(lags.map((l) => Math.abs(l.lagMs)), 95);
-      console.log(`pause/seek/skip: ${lags.length} windows, |lag| p95 ${p95.toFixed(2)} ms`);
-      assertTrue(p95 <= 10, `the browser is ${p95.toFixed(2)} ms off the host`);
-      assertEquals(c.browser.consoleErrors(), []);
-    } catch (e) {
-      dump(jam.host);
-      throw e;
-    } finally {
-      await c.browser.close();
-      await cleanUp(jam, c.rec);
-    }
+        const pauseAt = paused.atHostMs as number, resumeAt = resumed.atHostMs as number;
+        const quiet = rmsBetween(rec, 1, pauseAt + 300, resumeAt - 300);
+        const loud = rmsBetween(rec, 1, resumeAt + 300, resumeAt + 2000);
+        assertTrue(quiet < 1e-3, `the browser was heard while paused (rms ${quiet})`);
+        assertTrue(loud > 0.02, `the browser is silent after resuming (rms ${loud})`);
+        const lags = lagsOf(rec, 1, 40);
+        const after = (ms: number) =>
+          lags.filter((l) => l.atSec > rec.sampleAt(ms + 300) / rec.rateHz);
+        for (
+          const [what, at] of [
+            ["resume", resumeAt],
+            ["seek", sought.atHostMs as number],
+            ["skip", skipped.atHostMs as number],
+          ] as const
+        ) {
+          const w = after(at);
+          assertTrue(w.length >= 2, `nothing in sync heard after ${what}`);
+        }
+        const p95 = percentile(lags.map((l) => Math.abs(l.lagMs)), 95);
+        console.log(`pause/seek/skip: ${lags.length} windows, |lag| p95 ${p95.toFixed(2)} ms`);
+        assertTrue(p95 <= 10, `the browser is ${p95.toFixed(2)} ms off the host`);
+        assertEquals(c.browser.consoleErrors(), []);
+      },
+    );
   },
 });
 
@@ -288,8 +330,7 @@ Deno.test({
   ...opts,
   async fn() {
     for (const how of ["quit", "killed"] as const) {
-      const c = await chromiumJam([]);
-      try {
+      await withChromiumJam([], async (c) => {
         await join(c.page, c.jam.url, c.name);
         await c.page.getByText("Hosted by Alex").waitFor({ timeout: 10000 });
         const t0 = nowMs();
@@ -300,13 +341,7 @@ Deno.test({
         // Chromium logs each refused reconnection attempt; nothing else may appear.
         const refused = /WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED/;
         assertEquals(c.browser.consoleErrors().filter((e) => !refused.test(e)), []);
-      } catch (e) {
-        dump(c.jam.host);
-        throw e;
-      } finally {
-        await c.browser.close();
-        await cleanUp(c.jam, c.rec);
-      }
+      });
     }
   },
 });
@@ -316,9 +351,8 @@ Deno.test({
     "and plays in sync again",
   ...opts,
   async fn() {
-    const c = await chromiumJam([{ name: "Long", seconds: 30 }]);
-    const { jam, page } = c;
-    try {
+    await withChromiumJam([{ name: "Long", seconds: 30 }], async (c) => {
+      const { jam, page } = c;
       await join(page, jam.url, c.name);
       await readyOn(jam.host, c.name);
       await sleep(1500);
@@ -342,13 +376,7 @@ Deno.test({
       assertTrue(lags.length >= 5, `only ${lags.length} windows in sync after coming back`);
       assertTrue(p95 <= 10, `${p95.toFixed(2)} ms off the host after coming back`);
       assertEquals(c.browser.consoleErrors(), []);
-    } catch (e) {
-      dump(jam.host);
-      throw e;
-    } finally {
-      await c.browser.close();
-      await cleanUp(jam, c.rec);
-    }
+    });
   },
 });
 
@@ -356,9 +384,8 @@ Deno.test({
   name: "a corrupted track download is fetched again and never played",
   ...opts,
   async fn() {
-    const c = await chromiumJam([{ name: "Clean", seconds: 12 }]);
-    const { jam, page } = c;
-    try {
+    await withChromiumJam([{ name: "Clean", seconds: 12 }], async (c) => {
+      const { jam, page } = c;
       let corrupted = 0;
       await page.route("**/tracks/**", async (route) => {
         if (corrupted > 0) return route.continue();
@@ -383,13 +410,7 @@ Deno.test({
       assertTrue(lags.length >= 8, `only ${lags.length} windows of the right track`);
       assertTrue(p95 <= 10, `${p95.toFixed(2)} ms off the host`);
       assertEquals(c.browser.consoleErrors(), []);
-    } catch (e) {
-      dump(jam.host);
-      throw e;
-    } finally {
-      await c.browser.close();
-      await cleanUp(jam, c.rec);
-    }
+    });
   },
 });
 
@@ -397,13 +418,12 @@ Deno.test({
   name: "a page that joins again plays the track it kept: no second download",
   ...opts,
   async fn() {
-    const c = await chromiumJam([{ name: "Kept", seconds: 8 }]);
-    const { jam, page } = c;
-    const downloads = () =>
-      jam.host.count((e) =>
-        e.type === "transfer" && e.peer === c.name && e.state === "downloading"
-      );
-    try {
+    await withChromiumJam([{ name: "Kept", seconds: 8 }], async (c) => {
+      const { jam, page } = c;
+      const downloads = () =>
+        jam.host.count((e) =>
+          e.type === "transfer" && e.peer === c.name && e.state === "downloading"
+        );
       await join(page, jam.url, c.name);
       await readyOn(jam.host, c.name);
       assertTrue(downloads() >= 1, "the first visit downloads the track");
@@ -420,12 +440,6 @@ Deno.test({
       );
       assertEquals(downloads(), before, "the track was downloaded again");
       assertEquals(c.browser.consoleErrors(), []);
-    } catch (e) {
-      dump(jam.host);
-      throw e;
-    } finally {
-      await c.browser.close();
-      await cleanUp(jam, c.rec);
-    }
+    });
   },
 });
