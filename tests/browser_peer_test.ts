@@ -156,7 +156,10 @@ Deno.test({
         );
         assertTrue(list);
         await opened.page.waitFor(`document.body.innerText.includes("Hosted by Alex")`, 10000);
-        await sleep(1500); // the clock locks and the output settles
+        // A young audio context's timing swings by several ms for its first seconds (Chromium,
+        // measured by the benchmark, which reports that phase): this test is about the steady
+        // state, so the page has a few seconds first.
+        await sleep(4000);
         const started = await command(jam.host, "play", (e) => e.type === "playing");
         await sleep(12000);
         const stopped = await command(jam.host, "stop", (e) => e.type === "stopped");
@@ -177,11 +180,12 @@ Deno.test({
         const lags = lagsOf(recording, p.k, webkit ? 250 : 40, sec(p.fromMs), sec(p.toMs));
         const p95 = percentile(lags.map((l) => Math.abs(l.lagMs)), 95);
         report.push(`${p.engine} ${lags.length} windows, |lag| p95 ${p95.toFixed(2)} ms`);
+        const series = lags.map((l) => l.lagMs.toFixed(1)).join(" ");
         assertTrue(lags.length >= 15, `${p.engine}: ${lags.length} windows with sound on both`);
         // Firefox reports a latency that is off by a constant that differs per audio context
         // (−4 to +14 ms in the benchmark): its bound is wider until calibration removes it.
         const bound = webkit ? 250 : p.engine === "firefox" ? 20 : 10;
-        assertTrue(p95 <= bound, `${p.engine} is ${p95.toFixed(2)} ms off the host`);
+        assertTrue(p95 <= bound, `${p.engine} is ${p95.toFixed(2)} ms off the host: ${series}`);
       }
       console.log(report.join("; "));
     } catch (e) {
@@ -273,7 +277,7 @@ Deno.test({
         const { jam, page } = c;
         await join(page, jam.url, c.name);
         await readyOn(jam.host, c.name);
-        await sleep(1500);
+        await sleep(3000);
         await jam.host.send("play");
         await sleep(3000);
         const paused = await command(jam.host, "pause", (e) => e.type === "paused");
@@ -355,7 +359,7 @@ Deno.test({
       const { jam, page } = c;
       await join(page, jam.url, c.name);
       await readyOn(jam.host, c.name);
-      await sleep(1500);
+      await sleep(3000);
       await jam.host.send("play");
       await sleep(3000);
       await page.context().setOffline(true);
@@ -401,7 +405,7 @@ Deno.test({
       });
       await readyOn(jam.host, c.name);
       assertEquals(corrupted, 1);
-      await sleep(1000);
+      await sleep(3000);
       await jam.host.send("play");
       await sleep(6000);
       const rec = await c.rec.stop();
