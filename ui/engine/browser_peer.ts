@@ -29,6 +29,7 @@ import { queueEvent, wantedOf } from "../../session/queue.ts";
 import type { UiClient } from "../client.ts";
 import type { DecodeReply, DecodeRequest } from "./decode_messages.ts";
 import { fetchTrack } from "./fetch_track.ts";
+import { sha256Hex } from "./hash.ts";
 import { TrackCache } from "./track_cache.ts";
 import { WebOutput } from "./web_output.ts";
 import { pageNowMs, WsClock } from "./ws_clock.ts";
@@ -537,8 +538,6 @@ export class BrowserPeer implements UiClient {
 
   async upload(file: File, onProgress?: (f: number) => void): Promise<string | null> {
     if (this.#phase !== "joined") return "Not connected to the host.";
-    const { sha256 } = await import("@noble/hashes/sha2.js");
-    const { bytesToHex } = await import("@noble/hashes/utils.js");
     const bytes = new Uint8Array(await file.arrayBuffer());
     const title = file.name.replace(/\.mp3$/i, "");
     const requestId = this.#requests.add(file.name, title, bytes);
@@ -549,7 +548,7 @@ export class BrowserPeer implements UiClient {
       title: title.slice(0, 255),
       artist: "",
       sizeBytes: bytes.length,
-      sha256: bytesToHex(sha256(bytes)),
+      sha256: sha256Hex(bytes),
     });
     this.#requests.event(requestId, "sent");
     onProgress?.(1);

@@ -3,8 +3,8 @@
  * after a cut, hashed as it arrives (`@noble/hashes`: plain-http pages have no `crypto.subtle`)
  * and never handed on unless the SHA-256 matches. A mismatch starts over from byte 0.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { sha256 } from "./hash.ts";
 
 export interface FetchTrackOptions {
   url: string;

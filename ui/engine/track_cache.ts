@@ -6,8 +6,7 @@
  * tracks go first. Where IndexedDB is missing or refuses (private windows), nothing is kept and
  * nothing fails.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { sha256Hex } from "./hash.ts";
 
 const DB = "phaselock";
 const STORE = "tracks";
@@ -57,7 +56,7 @@ export class TrackCache {
     const e = await this.#run<Entry>("readonly", (s) => s.get(id));
     if (!e) return null;
     const bytes = new Uint8Array(await e.blob.arrayBuffer());
-    if (bytesToHex(sha256(bytes)) !== id) {
+    if (sha256Hex(bytes) !== id) {
       await this.#run("readwrite", (s) => s.delete(id));
       return null;
     }
