@@ -103,13 +103,17 @@ Deno.test({
       const a = phase(0);
       assertNear(a.ratio, 1, 0.1, "stereo level");
       assertTrue(a.lags.length >= 4, `windows: ${a.lags}`);
-      // Each window within 1 ms of the 5 ms asked for: typically 0.05–0.3 ms off, but on a busy
-      // 2-core machine a window now and then lands 0.5 ms off (seen once in six full runs).
-      for (const l of a.lags) assertNear(l, -5, 1, "plays 5 ms early");
+      // The 5 ms asked for: typically 0.05–0.3 ms off. On a busy 2-core machine a window now and
+      // then lands further off (0.5 ms once in six full runs; 1.2 ms once in a full run with the
+      // browser tests before it), so the median must be close and every window within 2 ms.
+      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+      assertNear(median(a.lags), -5, 0.5, "plays 5 ms early (median)");
+      for (const l of a.lags) assertNear(l, -5, 2, "plays 5 ms early");
       // Left on both outputs: twice the host's level, still 5 ms early.
       const b = phase(1);
       assertNear(b.ratio, 2, 0.2, "left level");
-      for (const l of b.lags) assertNear(l, -5, 1, "still 5 ms early");
+      assertNear(median(b.lags), -5, 0.5, "still 5 ms early (median)");
+      for (const l of b.lags) assertNear(l, -5, 2, "still 5 ms early");
       // Right (silent in this track), assigned by the host.
       const c = phase(2);
       assertTrue(c.ratio < 0.02, `right is silent: ${c.ratio}`);
