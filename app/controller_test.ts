@@ -5,6 +5,7 @@ import type { EngineEvent } from "../session/commands.ts";
 import { SettingsStore } from "../session/device_settings.ts";
 import { AppSettings } from "./app_settings.ts";
 import { AppController, type AppOptions } from "./controller.ts";
+import { freePort } from "../tests/harness/ports.ts";
 
 const jam = (peers: number): DiscoveredJam => ({
   session: "Friday Night Vibes",
@@ -89,7 +90,7 @@ Deno.test("a UI that connects late is shown Home, and commands outside a jam get
 Deno.test("adding the demo twice at once queues it once; a jam left and created again starts empty", async () => {
   const demo = new URL("../assets/demo.mp3", import.meta.url).pathname;
   const { c, dir, events } = await setup([[]], demo);
-  const port = 23000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   try {
     await c.start();
     await c.run({ cmd: "create", session: "Twice", name: "Alex", port });
@@ -120,7 +121,7 @@ Deno.test("adding the demo twice at once queues it once; a jam left and created 
 
 Deno.test("a jam the app creates admits --max-peers peers and its window gets the join QR code", async () => {
   const { c, dir, events } = await setup([[]], undefined, { maxPeers: 3 });
-  const port = 23000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   try {
     await c.start();
     await c.run({ cmd: "create", session: "Big", name: "Alex", port });

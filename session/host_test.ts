@@ -3,6 +3,7 @@ import { makeLocalClock } from "../net/local_clock.ts";
 import type { EngineEvent } from "./commands.ts";
 import { HostEngine, type HostOptions, joinUrlFor } from "./host.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
+import { freePort } from "../tests/harness/ports.ts";
 
 // The engine runs real servers and an audio thread; stop() ends them, a beat later.
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -62,7 +63,7 @@ Deno.test(
   opts,
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
-    const port = 23000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const { host, events } = engine({ port, maxPeers: 2 }, dir);
     try {
       await host.start();
@@ -90,7 +91,7 @@ Deno.test(
 
 Deno.test("without maxPeers a jam admits five", opts, async () => {
   const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
-  const port = 23000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   const { host, events } = engine({ port }, dir);
   try {
     await host.start();
@@ -108,7 +109,7 @@ Deno.test(
   opts,
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
-    const port = 23000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const page = { html: "<p>Join Cap Test</p>", css: "p{}", js: "1", worker: "2" };
     const { host } = engine({ port, peerPage: () => Promise.resolve(page) }, dir);
     try {
@@ -154,7 +155,7 @@ Deno.test(
   opts,
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "phaselock-host-" });
-    const port = 23000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const { host, events } = engine({ port, clickTestMs: 600 }, dir);
     const socks: WebSocket[] = [];
     const clicks = (inbox: { type: string; on?: boolean }[]) =>

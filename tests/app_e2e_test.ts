@@ -12,6 +12,7 @@ import { AppProcess } from "./harness/proc.ts";
 import { recordBus, startPulse } from "./harness/pulse.ts";
 import { makeNoiseMp3 } from "./harness/tracks.ts";
 import { lagSeries, percentile } from "./harness/xcorr.ts";
+import { freePort } from "./harness/ports.ts";
 
 /** The page's document, as far as the functions evaluated in the page use it. */
 declare const document: {
@@ -25,7 +26,6 @@ declare const document: {
 declare const DataTransfer: new () => { items: { add(f: File): void } };
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-let nextPort = 21000 + Math.floor(Math.random() * 20000);
 
 /** The app without a window; resolves with its UI address once it prints it. */
 async function startApp(tmp: string, name: string, env: Record<string, string>, audio = "pulse") {
@@ -63,7 +63,7 @@ Deno.test({
 
       // Home → Create Jam.
       await page.getByRole("button", { name: "Create Jam" }).click();
-      const port = nextPort++;
+      const port = freePort();
       await page.getByLabel("Session name").fill("UI Jam");
       await page.getByLabel("Your name").fill("Alex");
       await page.getByLabel("Port").fill(String(port));
@@ -88,7 +88,7 @@ Deno.test({
       // so for about a second it does not have the track: Play must wait for it. The emulator
       // is a process of its own: in this busy test process its clock pings would wait behind
       // the browser's traffic (measured: host↔peer p95 up to 2.6 ms that way).
-      const relayPort = nextPort++;
+      const relayPort = freePort();
       const relay = new AppProcess([
         ...["--listen", `127.0.0.1:${relayPort}`, "--to", `127.0.0.1:${port}`],
         ...["--cut-after-bytes", "60000", "--cuts", "2"],

@@ -13,6 +13,7 @@ import { assertTrue } from "./assert.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { alive, AppProcess, descendants, exitWithin } from "./harness/proc.ts";
 import { readRgb, requestCloseLikeUser, screenshot, startXvfb } from "./harness/xvfb.ts";
+import { freePort } from "./harness/ports.ts";
 
 /** The page's document, as far as the functions evaluated in the page use it. */
 declare const document: { querySelectorAll(sel: string): { length: number } };
@@ -71,20 +72,6 @@ function changedShare(a: Uint8Array, b: Uint8Array): number {
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 const describe = (s: ShotStats) =>
   `${BG} ${pct(s.bg)}, ${ACCENT} ${pct(s.accent)}, ${s.colors} colours`;
-
-/** A TCP port nobody listens on now (and its UDP twin, which a jam also uses for the clock). */
-function freePort(): number {
-  for (let i = 0; i < 20; i++) {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
-    try {
-      Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
-      return port;
-    } catch { /* UDP side taken: try another */ }
-  }
-  throw new Error("Cannot find a free TCP+UDP port on 127.0.0.1");
-}
 
 /**
  * Keeps one client connected to `display` until `close()`. Xvfb resets itself whenever its last

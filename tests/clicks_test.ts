@@ -11,6 +11,7 @@ import { launchChromium } from "./harness/browser.ts";
 import { AppProcess } from "./harness/proc.ts";
 import { recordBus, startPulse } from "./harness/pulse.ts";
 import { CLICK_MS, clickAt } from "../audio/player.ts";
+import { freePort } from "./harness/ports.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
@@ -76,7 +77,7 @@ Deno.test({
     const pulse = await startPulse(2);
     const procs: AppProcess[] = [];
     try {
-      const port = 20000 + Math.floor(Math.random() * 20000);
+      const port = freePort();
       const rec = recordBus(pulse);
       const host = new AppProcess([
         ...["host", "--headless", "--name", "Clicks", "--as", "Host", "--audio", "pulse"],
@@ -175,7 +176,7 @@ Deno.test({
   async fn() {
     const tmp = await Deno.makeTempDir({ prefix: "phaselock-clicks-" });
     const pulse = await startPulse(2);
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const host = new AppProcess([
       ...["host", "--headless", "--name", "Clicks", "--as", "Host", "--audio", "pulse"],
       ...["--port", String(port), "--bind", "127.0.0.1", "--no-advertise"],

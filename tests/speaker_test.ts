@@ -8,6 +8,7 @@ import { AppProcess } from "./harness/proc.ts";
 import { recordBus, startPulse } from "./harness/pulse.ts";
 import { makeNoiseMp3 } from "./harness/tracks.ts";
 import { lagSeries } from "./harness/xcorr.ts";
+import { freePort } from "./harness/ports.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
@@ -23,7 +24,7 @@ Deno.test({
     try {
       const track = `${tmp}/lr.mp3`;
       await makeNoiseMp3(track, 30, { leftOnly: true, kbps: 192 });
-      const port = 20000 + Math.floor(Math.random() * 20000);
+      const port = freePort();
       const rec = recordBus(pulse);
       const host = new AppProcess([
         "host",

@@ -4,17 +4,16 @@
  */
 import { PROTOCOL_VERSION } from "../../session/protocol.ts";
 import { AppProcess } from "./proc.ts";
+import { freePort } from "./ports.ts";
 
 export const fixture = (n: string) => new URL(`../fixtures/${n}`, import.meta.url).pathname;
-
-let nextPort = 17000 + Math.floor(Math.random() * 20000);
 
 /** A headless host on a fresh loopback port, null audio unless `extra` says otherwise. */
 export function hostProcess(
   extra: string[] = [],
   opts: { env?: Record<string, string>; audio?: string } = {},
 ): { p: AppProcess; port: number } {
-  const port = nextPort++;
+  const port = freePort();
   const p = new AppProcess([
     ...["host", "--headless", "--name", "Test Jam", "--as", "Alex", "--port", String(port)],
     ...["--bind", "127.0.0.1", "--audio", opts.audio ?? "null", "--no-advertise", ...extra],
