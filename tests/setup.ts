@@ -42,6 +42,12 @@ const PACKAGES: { name: string; present: { bin?: string; lib?: string; file?: st
     name: "fonts-dejavu-core",
     present: { file: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf" },
   },
+  // Packaging checks: the desktop entry, the MSI built from the installer's source, the
+  // architecture diagram drawn from its text.
+  { name: "desktop-file-utils", present: { bin: "desktop-file-validate" } },
+  { name: "msitools", present: { bin: "msiinfo" } },
+  { name: "wixl", present: { bin: "wixl" } },
+  { name: "graphviz", present: { bin: "dot" } },
 ];
 
 async function sh(script: string): Promise<{ ok: boolean; out: string }> {
