@@ -9,7 +9,8 @@ import type { LogFile } from "./log/log_file.ts";
 import { browse } from "./net/discovery.ts";
 import { runApp } from "./app/desktop.ts";
 import { runHost, runJoin } from "./app/headless.ts";
-import { EXIT, openLog, UsageError } from "./app/options.ts";
+import { EXIT, openLog, settleDataDirs, UsageError } from "./app/options.ts";
+import { versionLine } from "./app/version.ts";
 
 const HELP: Record<string, string> = {
   main: `PhaseLock — many devices, one sound.
@@ -20,6 +21,7 @@ Usage:
   phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME
   phaselock list
   phaselock COMMAND --help
+  phaselock --version
 
 Headless mode reads one command per line on stdin (words or JSON) and prints one JSON event
 per line on stdout; human-readable logs go to stderr.`,
@@ -39,6 +41,7 @@ from a browser at the address printed on stderr (also joinUrl in the session eve
   --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
   --channel MODE            stereo | left | right | mono (remembered per device)
   --config-dir DIR          where speaker settings are remembered
+  --data-dir DIR            portable: keep settings, cache, log and window data in DIR
   --log-file FILE           where this machine's log goes (default: the OS log folder)
   --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
@@ -59,6 +62,7 @@ Joins a jam directly or by LAN discovery (the first jam, or the first named SESS
   --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
   --channel MODE            stereo | left | right | mono (remembered per device)
   --config-dir DIR          where speaker settings are remembered
+  --data-dir DIR            portable: keep settings, cache, log and window data in DIR
   --log-file FILE           where this machine's log goes (default: the OS log folder)
   --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
@@ -80,6 +84,8 @@ Opens the PhaseLock window on its Home screen: create a jam or join one.
   --wav-out FILE            output file for --audio wav
   --cache-dir DIR           where received tracks, accepted requests and added files are kept
   --config-dir DIR          where settings and the names you used are remembered
+  --data-dir DIR            portable: keep settings, cache, log and window data in DIR
+                            (a folder "PhaseLock Data" beside the program does the same)
   --log-file FILE           where this machine's log goes (default: the OS log folder)
   --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --print-url               with a window: also print the UI's address (as --no-window does)
@@ -109,6 +115,7 @@ const COMMON: Spec = {
   "config-dir": "string",
   "log-file": "string",
   "log-max-bytes": "number",
+  "data-dir": "string",
 };
 const SPECS: Record<string, Spec> = {
   host: {
@@ -177,11 +184,16 @@ export function parseFlags(args: string[], spec: Spec) {
 
 export async function main(args: string[]): Promise<number> {
   // No command (or only options): the app.
-  const [cmd, ...rest] = !args.length || args[0].startsWith("--") && args[0] !== "--help"
+  const [cmd, ...rest] = !args.length ||
+      args[0].startsWith("--") && args[0] !== "--help" && args[0] !== "--version"
     ? ["app", ...args]
     : args;
   let logFile: LogFile | null = null;
   try {
+    if (cmd === "--version" || cmd === "-V" || cmd === "version") {
+      console.log(versionLine());
+      return EXIT.ok;
+    }
     if (cmd === "--help" || cmd === "-h" || cmd === "help") {
       console.log(rest[0] && HELP[rest[0]] ? HELP[rest[0]] : HELP.main);
       return EXIT.ok;
@@ -201,6 +213,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(JSON.stringify(jams));
       return EXIT.ok;
     }
+    settleDataDirs(flags);
     if (cmd === "app") {
       if (positional.length) throw new UsageError(`Unexpected argument "${positional[0]}".`);
       logFile = openLog(flags, "app");

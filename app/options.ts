@@ -3,7 +3,8 @@
  * speaker settings, the settings/cache/log folders. Shared by headless mode and the app.
  */
 import { SINK_BACKENDS, type SinkBackend } from "../audio/sink.ts";
-import { defaultLogPath, LogFile } from "../log/log_file.ts";
+import { LogFile } from "../log/log_file.ts";
+import { type CacheKind, confineToolkit, type DataDirs, dataDirs } from "./data_dirs.ts";
 import { makeLocalClock } from "../net/local_clock.ts";
 import {
   CHANNEL_MODES,
@@ -80,14 +81,27 @@ export function deviceOf(flags: Record<string, unknown>): Partial<DeviceSettings
   return out;
 }
 
-/** `--config-dir`, or the OS's folder for settings. */
+/**
+ * A portable run (`--data-dir`, or a `PhaseLock Data` folder beside the program): makes the
+ * folder and points the toolkit's own files into it, before any window or sound exists.
+ */
+export function settleDataDirs(flags: Record<string, unknown>): DataDirs {
+  const dirs = dataDirs(flags);
+  if (!dirs.portable || !dirs.webview) return dirs;
+  try {
+    Deno.mkdirSync(dirs.portable, { recursive: true });
+    confineToolkit(dirs.webview);
+  } catch (e) {
+    throw new UsageError(
+      `Cannot keep PhaseLock's data in ${dirs.portable}: ${(e as Error).message}`,
+    );
+  }
+  return dirs;
+}
+
+/** `--config-dir`, the portable folder's settings, or the OS's folder for settings. */
 export function configDir(flags: Record<string, unknown>): string {
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
-  const dir = flags["config-dir"] as string | undefined;
-  if (dir) return dir;
-  if (Deno.build.os === "windows") return `${Deno.env.get("APPDATA") ?? home}\\PhaseLock`;
-  if (Deno.build.os === "darwin") return `${home}/Library/Application Support/PhaseLock`;
-  return `${Deno.env.get("XDG_CONFIG_HOME") ?? `${home}/.config`}/phaselock`;
+  return dataDirs(flags).config;
 }
 
 export function settingsStore(flags: Record<string, unknown>): SettingsStore {
@@ -105,21 +119,11 @@ export function outputOf(flags: Record<string, unknown>) {
 }
 
 /**
- * `--cache-dir`, or the OS cache folder: `tracks` (received), `requests` (accepted), `uploads`
- * (files chosen in the app's window).
+ * `--cache-dir`, the portable folder's cache, or the OS cache folder: `tracks` (received),
+ * `requests` (accepted), `uploads` (files chosen in the app's window).
  */
-export function cacheDir(
-  flags: Record<string, unknown>,
-  sub: "tracks" | "requests" | "uploads",
-): string {
-  const given = flags["cache-dir"] as string | undefined;
-  if (given) return sub === "tracks" ? given : `${given}/${sub}`;
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
-  if (Deno.build.os === "windows") {
-    return `${Deno.env.get("LOCALAPPDATA") ?? home}\\PhaseLock\\${sub}`;
-  }
-  if (Deno.build.os === "darwin") return `${home}/Library/Caches/PhaseLock/${sub}`;
-  return `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/phaselock/${sub}`;
+export function cacheDir(flags: Record<string, unknown>, sub: CacheKind): string {
+  return dataDirs(flags).cache(sub);
 }
 
 /** This machine's log file; every event and command goes to it as well as to stdout. */
@@ -128,7 +132,7 @@ export function openLog(flags: Record<string, unknown>, role: string): LogFile {
   if (max !== undefined && (!Number.isInteger(max) || max < 1024)) {
     throw new UsageError(`--log-max-bytes must be a whole number ≥ 1024, not ${max}.`);
   }
-  return new LogFile((flags["log-file"] as string | undefined) ?? defaultLogPath(), {
+  return new LogFile(dataDirs(flags).log, {
     maxBytes: max,
     context: { role, pid: Deno.pid },
   });

@@ -133,7 +133,9 @@ export async function openWindow(opts: WindowOptions): Promise<AppWindow> {
   try {
     app ??= new lib.Application({ exitOnLastWindowClosed: false });
     win = app.createBrowserWindow({ title: opts.title ?? "PhaseLock", width, height });
-    win.createWebview({ url: opts.url });
+    // Private: the UI keeps nothing in web storage, so the engine need not write any to disk
+    // (a portable run leaves no web data in the user's profile).
+    win.createWebview({ url: opts.url, incognito: true });
   } catch (e) {
     throw new WindowUnavailableError(
       `Cannot open the PhaseLock window: ${deepestCause(e)}. ${FALLBACK}`,

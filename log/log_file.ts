@@ -114,14 +114,3 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let done = 0;
   while (done < bytes.length) done += await file.write(bytes.subarray(done));
 }
-
-/** Where this OS keeps application logs. */
-export function defaultLogPath(): string {
-  const env = (k: string) => Deno.env.get(k);
-  const home = env("HOME") ?? env("USERPROFILE") ?? ".";
-  if (Deno.build.os === "windows") {
-    return `${env("LOCALAPPDATA") ?? home}\\PhaseLock\\Logs\\phaselock.log`;
-  }
-  if (Deno.build.os === "darwin") return `${home}/Library/Logs/PhaseLock/phaselock.log`;
-  return `${env("XDG_STATE_HOME") ?? `${home}/.local/state`}/phaselock/phaselock.log`;
-}
