@@ -12,7 +12,13 @@
 import { assertTrue } from "./assert.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { alive, AppProcess, descendants, exitWithin } from "./harness/proc.ts";
-import { readRgb, requestCloseLikeUser, screenshot, startXvfb } from "./harness/xvfb.ts";
+import {
+  holdDisplay,
+  readRgb,
+  requestCloseLikeUser,
+  screenshot,
+  startXvfb,
+} from "./harness/xvfb.ts";
 import { freePort } from "./harness/ports.ts";
 
 /** The page's document, as far as the functions evaluated in the page use it. */
@@ -72,34 +78,6 @@ function changedShare(a: Uint8Array, b: Uint8Array): number {
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 const describe = (s: ShotStats) =>
   `${BG} ${pct(s.bg)}, ${ACCENT} ${pct(s.accent)}, ${s.colors} colours`;
-
-/**
- * Keeps one client connected to `display` until `close()`. Xvfb resets itself whenever its last
- * client disconnects, and a connection attempted during that reset fails: the app probes the
- * display (connect, disconnect) just before GTK connects, so on a loaded machine GTK's connect
- * can land in the reset, tao panics and the app aborts (SIGABRT; measured 4 of 8 launches
- * with the CPUs busy, 0 of 8 with this connection held). A desktop always has other clients.
- */
-function holdDisplay(display: string): { close(): void } {
-  const x = Deno.dlopen("libX11.so.6", {
-    XOpenDisplay: { parameters: ["buffer"], result: "pointer" },
-    XCloseDisplay: { parameters: ["pointer"], result: "i32" },
-  });
-  const dpy = x.symbols.XOpenDisplay(new TextEncoder().encode(display + "\0"));
-  if (!dpy) {
-    x.close();
-    throw new Error(`Cannot connect to X display ${display}.`);
-  }
-  let open = true;
-  return {
-    close() {
-      if (!open) return;
-      open = false;
-      x.symbols.XCloseDisplay(dpy);
-      x.close();
-    },
-  };
-}
 
 Deno.test({
   name: "the real window: shows Home on launch, follows a jam that plays, and closing it " +

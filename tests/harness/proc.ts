@@ -21,16 +21,19 @@ export class AppProcess {
   /** Real ms at which the process was spawned. */
   readonly spawnedMs = performance.timeOrigin + performance.now();
 
-  /** Runs `main.ts` (or another `script`) with `args`, optionally behind a `prefix` command. */
+  /**
+   * Runs `main.ts` (or another `script`) with `args`, optionally behind a `prefix` command,
+   * from the repository (or `cwd`, whose deno.json then applies).
+   */
   constructor(
     args: string[],
-    opts: { env?: Record<string, string>; prefix?: string[]; script?: string } = {},
+    opts: { env?: Record<string, string>; prefix?: string[]; script?: string; cwd?: string } = {},
   ) {
     const script = opts.script ?? `${ROOT}main.ts`;
     const cmd = [...(opts.prefix ?? []), Deno.execPath(), "run", "-A", script, ...args];
     this.child = new Deno.Command(cmd[0], {
       args: cmd.slice(1),
-      cwd: ROOT,
+      cwd: opts.cwd ?? ROOT,
       env: opts.env,
       stdin: "piped",
       stdout: "piped",

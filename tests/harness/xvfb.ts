@@ -245,3 +245,31 @@ export function requestCloseLikeUser(display: string, title: string): boolean {
     x.close();
   }
 }
+
+/**
+ * Keeps one client connected to `display` until `close()`. Xvfb resets itself whenever its last
+ * client disconnects, and a connection attempted during that reset fails: the app probes the
+ * display (connect, disconnect) just before GTK connects, so on a loaded machine GTK's connect
+ * can land in the reset, tao panics and the app aborts (SIGABRT; measured 4 of 8 launches
+ * with the CPUs busy, 0 of 8 with this connection held). A desktop always has other clients.
+ */
+export function holdDisplay(display: string): { close(): void } {
+  const x = Deno.dlopen("libX11.so.6", {
+    XOpenDisplay: { parameters: ["buffer"], result: "pointer" },
+    XCloseDisplay: { parameters: ["pointer"], result: "i32" },
+  });
+  const dpy = x.symbols.XOpenDisplay(new TextEncoder().encode(display + "\0"));
+  if (!dpy) {
+    x.close();
+    throw new Error(`Cannot connect to X display ${display}.`);
+  }
+  let open = true;
+  return {
+    close() {
+      if (!open) return;
+      open = false;
+      x.symbols.XCloseDisplay(dpy);
+      x.close();
+    },
+  };
+}
