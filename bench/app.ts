@@ -1,5 +1,5 @@
 /**
- * `deno task bench:app [--runs N] [--idle-seconds S] [--no-headless-idle]`
+ * `deno task bench:app [--runs N] [--idle-seconds S] [--no-headless-idle] [--staged]`
  *
  * The app's own goals, measured on the real app (`main.ts`) under a private Xvfb (needs Xvfb
  * and libX11; ImageMagick is not used here):
@@ -15,13 +15,18 @@
  *       /proc: the app process, and its descendants (WebKit's web and network processes);
  *       goal ≤ 2 % of one core.
  *   (d) idle CPU with `--no-window` over the same time (skip with --no-headless-idle).
+ * With `--staged` every launch runs from a copy of exactly the binary's file set
+ * (packaging/manifest.ts): the closest this machine gets to launching the compiled binary.
  * Prints the figures as one JSON line, then a one-line summary. Everything it starts (Xvfb,
  * apps, their WebKit helpers) is stopped by its own pid before it exits, also on Ctrl+C.
  */
 import { alive, AppProcess, descendants, exitWithin, procUsage } from "../tests/harness/proc.ts";
+import { hostTarget, stageTree } from "../packaging/manifest.ts";
 import { type PrivateDisplay, requestCloseLikeUser, startXvfb } from "../tests/harness/xvfb.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+/** Where launches run from: the repository, or (--staged) the binary's file set. */
+let launchFrom: { cwd?: string; script?: string } = {};
 const POLL_MS = 20;
 const LAUNCH_TIMEOUT_MS = 30_000;
 const GOALS = { launchMs: 1000, gzipBytes: 100 * 1024, idleCpuPercent: 2 };
@@ -240,7 +245,10 @@ async function launch(
   // and the app's display probe (connect, disconnect) right before GTK connects would otherwise
   // let GTK's connect land in that reset on a busy machine (tao panics, the app aborts).
   const screen = new ScreenReader(x.display, 1280, 800);
-  const app = new AppProcess(appArgs(tmp), { env: { DISPLAY: x.display, GDK_BACKEND: "x11" } });
+  const app = new AppProcess(appArgs(tmp), {
+    env: { DISPLAY: x.display, GDK_BACKEND: "x11" },
+    ...launchFrom,
+  });
   apps.add(app);
   try {
     let frames = 0, readMs = 0, homeAt = NaN;
@@ -302,7 +310,7 @@ async function launch(
 async function headlessIdle(seconds: number) {
   const tmp = await Deno.makeTempDir({ prefix: "phaselock-bench-app-" });
   tmpDirs.add(tmp);
-  const app = new AppProcess(appArgs(tmp, ["--no-window"]));
+  const app = new AppProcess(appArgs(tmp, ["--no-window"]), launchFrom);
   apps.add(app);
   try {
     await app.waitFor((e) => e.type === "ui", LAUNCH_TIMEOUT_MS, "the UI address");
@@ -346,6 +354,16 @@ async function main(): Promise<number> {
   const runs = Math.min(20, Math.round(opt("runs", 3)));
   const idleSeconds = Math.min(120, opt("idle-seconds", 10));
   const headless = !args.includes("--no-headless-idle");
+  if (args.includes("--staged")) {
+    const target = hostTarget();
+    if (!target) throw new Error(`${Deno.build.target} is not a build target`);
+    const dir = await Deno.makeTempDir({ prefix: "phaselock-bench-staged-" });
+    tmpDirs.add(dir);
+    await bundleSize(); // builds the bundles the copy carries
+    const files = await stageTree(dir, target);
+    launchFrom = { cwd: dir, script: `${dir}/main.ts` };
+    log(`launching from a copy of the binary's ${files} files`);
+  }
   const errors: string[] = [];
   const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | null> => {
     try {
@@ -379,6 +397,7 @@ async function main(): Promise<number> {
   const homeMs = launches.map((l) => l.launchToHomeMs);
   const resolutionMs = round(POLL_MS + median(launches.map((l) => l.frameReadMs)), 0);
   const figures = {
+    staged: Boolean(launchFrom.script),
     machine: {
       cores: navigator.hardwareConcurrency,
       loadavg: Deno.loadavg().map((x) => round(x, 2)),
