@@ -145,14 +145,17 @@ const ms = (t0: number) => Math.round(now() - t0);
 /** (a) The version line. */
 async function version(cmd: string[]): Promise<{ version: string; msToVersion: number }> {
   const t0 = now();
-  const r = await new Deno.Command(cmd[0], {
-    args: [...cmd.slice(1), "--version"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch((e) => {
+  let r: Deno.CommandOutput;
+  try {
+    r = await new Deno.Command(cmd[0], {
+      args: [...cmd.slice(1), "--version"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (e) {
     throw new SmokeError(`${cmd[0]} cannot be started: ${(e as Error).message}`);
-  });
+  }
   const took = ms(t0);
   const out = new TextDecoder().decode(r.stdout).trim();
   if (r.code !== 0 || !out.startsWith(`PhaseLock ${VERSION}`)) {
