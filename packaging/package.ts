@@ -137,10 +137,19 @@ async function macos(job: Job): Promise<void> {
   // The window of the mounted image: the app and a link to drag it onto.
   await Deno.symlink("/Applications", `${job.stage}/Applications`);
   await Deno.remove(job.installer).catch(() => {});
-  await run("hdiutil", [
-    ...["create", "-volname", "PhaseLock", "-srcfolder", job.stage],
-    ...["-ov", "-format", "UDZO", job.installer],
-  ]);
+  // hdiutil now and then fails with "Resource busy" on CI machines; a second try succeeds.
+  for (let attempt = 1;; attempt++) {
+    try {
+      await run("hdiutil", [
+        ...["create", "-volname", "PhaseLock", "-srcfolder", job.stage],
+        ...["-ov", "-format", "UDZO", job.installer],
+      ]);
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
 
   const [appleId, team, password] = ["APPLE_ID", "APPLE_TEAM_ID", "APPLE_APP_PASSWORD"].map((k) =>
     Deno.env.get(k)
