@@ -39,6 +39,15 @@ if (import.meta.main) {
   const { target, out, printArgs } = parse(Deno.args);
   const t0 = performance.now();
   await ensureBundle({ force: true });
+  // The npm packages must be in node_modules (a fresh checkout has none yet): the manifest
+  // lists what to leave out of that folder by exact path.
+  if (!(await Deno.stat(new URL("node_modules/.deno", ROOT)).then(() => true, () => false))) {
+    const installed = await new Deno.Command(Deno.execPath(), {
+      args: ["install"],
+      cwd: filePath(ROOT),
+    }).output();
+    if (!installed.success) usage("deno install failed: the npm packages are needed to compile.");
+  }
   const output = `${out}/phaselock-${target}${TARGETS[target].exe}`;
   const icon = filePath(new URL("packaging/icons/phaselock.ico", ROOT));
   const args = await compileArgs(target, output, {

@@ -14,6 +14,8 @@
  * that cannot run on a machine without the Deno runtime download.
  */
 
+import { filePath } from "../app/ui_assets.ts";
+
 /** Repository-relative files read at run time (each resolved from `import.meta.url`). */
 export const RUNTIME_FILES = [
   "ui/index.html",
@@ -48,7 +50,11 @@ export function hostTarget(): Target | null {
 }
 
 export const ROOT = new URL("../", import.meta.url);
-const rootPath = decodeURIComponent(ROOT.pathname);
+/** The repository as a URL path (for comparing module specifiers) and as an OS path. */
+const rootUrlPath = decodeURIComponent(ROOT.pathname);
+const rootPath = filePath(ROOT);
+/** A repository-relative path as a URL (Deno's file APIs take URLs on every OS). */
+const at = (rel: string) => new URL(rel, ROOT);
 
 interface DenoInfo {
   modules: { specifier: string; kind?: string; npmPackage?: string }[];
@@ -100,8 +106,8 @@ export async function moduleGraph(): Promise<Graph> {
     for (const mod of info.modules) {
       if (mod.specifier.startsWith("file://")) {
         const path = decodeURIComponent(new URL(mod.specifier).pathname);
-        if (!path.startsWith(rootPath)) throw new Error(`${path} is outside the repository`);
-        modules.add(path.slice(rootPath.length));
+        if (!path.startsWith(rootUrlPath)) throw new Error(`${path} is outside the repository`);
+        modules.add(path.slice(rootUrlPath.length));
       } else if (mod.npmPackage) {
         visit(mod.npmPackage);
         roots.add(npmName(mod.npmPackage));
@@ -129,7 +135,7 @@ const WEBVIEW = "node_modules/.deno/webview-napi@2.2.0/node_modules/webview-napi
 
 async function list(dir: string): Promise<Deno.DirEntry[]> {
   const out: Deno.DirEntry[] = [];
-  for await (const e of Deno.readDir(`${rootPath}${dir}`)) out.push(e);
+  for await (const e of Deno.readDir(at(dir))) out.push(e);
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -202,7 +208,7 @@ export async function stageTree(dest: string, target: Target): Promise<number> {
   let count = 0;
   const copy = async (rel: string) => {
     if (skip.has(rel)) return;
-    const from = `${rootPath}${rel}`;
+    const from = at(rel);
     const to = `${dest}/${rel}`;
     const st = await Deno.lstat(from);
     await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
@@ -220,10 +226,10 @@ export async function stageTree(dest: string, target: Target): Promise<number> {
   for (const folder of graph.npmFolders) await copy(`node_modules/.deno/${folder}`);
   for (const name of graph.npmRoots) await copy(`node_modules/${name}`);
   await copy("node_modules/.deno/node_modules"); // the hoisting links, as the binary has them
-  const config = JSON.parse(await Deno.readTextFile(`${rootPath}deno.json`));
+  const config = JSON.parse(await Deno.readTextFile(at("deno.json")));
   config.nodeModulesDir = "manual";
   delete config.tasks;
   await Deno.writeTextFile(`${dest}/deno.json`, JSON.stringify(config, null, 2));
-  await Deno.copyFile(`${rootPath}deno.lock`, `${dest}/deno.lock`);
+  await Deno.copyFile(at("deno.lock"), `${dest}/deno.lock`);
   return count + 2;
 }
