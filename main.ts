@@ -46,6 +46,7 @@ from a browser at the address printed on stderr (also joinUrl in the session eve
   --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
+  --sim-output-latency-ms MS  testing aid: this device sounds MS late without knowing it
 
 Commands on stdin: add PATH, play, pause, resume, stop, seek SECONDS, skip, queue,
 move FROM TO, remove N (positions as listed by queue, from 1), inbox, accept ID, reject ID,
@@ -67,6 +68,7 @@ Joins a jam directly or by LAN discovery (the first jam, or the first named SESS
   --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
+  --sim-output-latency-ms MS  testing aid: this device sounds MS late without knowing it
 
 Commands on stdin: queue, request PATH (offer a song to the host), volume 0..1, mute, unmute,
 delay MS, channel MODE, clicks on|off (asks the host for the click test), status, quit. Exits
@@ -93,6 +95,7 @@ Opens the PhaseLock window on its Home screen: create a jam or join one.
   --no-advertise            do not announce created jams on the LAN
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
+  --sim-output-latency-ms MS  testing aid: this device sounds MS late without knowing it
 
 Closing the window ends the session (peers are told).`,
   list: `phaselock list [--timeout-ms 2000]
@@ -110,6 +113,7 @@ const COMMON: Spec = {
   "wav-out": "string",
   "sim-clock-offset-ms": "number",
   "sim-clock-skew-ppm": "number",
+  "sim-output-latency-ms": "number",
   "speaker-delay-ms": "number",
   channel: "string",
   "config-dir": "string",

@@ -20,6 +20,8 @@ export interface AppOptions {
   port?: number;
   audio: SinkBackend | "auto";
   wavPath?: string;
+  /** Testing aid: a latency this device's output has and does not report (ms). */
+  simOutputLatencyMs?: number;
   device?: Partial<DeviceSettings>;
   settings: SettingsStore;
   appSettings: AppSettings;
@@ -220,8 +222,8 @@ export class AppController {
 
   /** This device's output options, the same for host and peer. */
   get #output() {
-    const { audio, wavPath, device, settings } = this.opts;
-    return { audio, wavPath, device, settings };
+    const { audio, wavPath, simOutputLatencyMs, device, settings } = this.opts;
+    return { audio, wavPath, simOutputLatencyMs, device, settings };
   }
 
   async #create(c: Extract<Command, { cmd: "create" }>) {

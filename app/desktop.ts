@@ -18,6 +18,7 @@ import {
   maxPeersOf,
   portOf,
   settingsStore,
+  simOutputLatencyOf,
 } from "./options.ts";
 import { ensureBundle, filePath, loadPeerAssets, loadUiAssets } from "./ui_assets.ts";
 import { openWindow, setWindowBusy, windowProblem, WindowUnavailableError } from "./window.ts";
@@ -36,6 +37,7 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
     bind: flags.bind as string | undefined,
     audio: backendOf(flags),
     wavPath: flags["wav-out"] as string | undefined,
+    simOutputLatencyMs: simOutputLatencyOf(flags),
     device: deviceOf(flags),
     settings: settingsStore(flags),
     appSettings: new AppSettings(`${configDir(flags)}/app.json`),

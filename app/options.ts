@@ -62,6 +62,19 @@ export function clockOf(flags: Record<string, unknown>) {
   });
 }
 
+/**
+ * `--sim-output-latency-ms`: a testing aid that makes this device sound late by MS without
+ * knowing it, like a Bluetooth speaker or an amplifier's DSP (0–2000).
+ */
+export function simOutputLatencyOf(flags: Record<string, unknown>): number | undefined {
+  const ms = flags["sim-output-latency-ms"];
+  if (ms === undefined) return undefined;
+  if (typeof ms !== "number" || !(ms >= 0 && ms <= 2000)) {
+    throw new UsageError(`--sim-output-latency-ms must be from 0 to 2000, not ${ms}.`);
+  }
+  return ms;
+}
+
 /** Speaker settings given on the command line (they override the remembered ones). */
 export function deviceOf(flags: Record<string, unknown>): Partial<DeviceSettings> {
   const out: Partial<DeviceSettings> = {};
@@ -113,6 +126,7 @@ export function outputOf(flags: Record<string, unknown>) {
   return {
     audio: backendOf(flags),
     wavPath: flags["wav-out"] as string | undefined,
+    simOutputLatencyMs: simOutputLatencyOf(flags),
     device: deviceOf(flags),
     settings: settingsStore(flags),
   };

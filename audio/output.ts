@@ -3,7 +3,14 @@ import type { ChannelMode, Pcm, PlayerEvent, PlayerStats, Schedule } from "./pla
 import type { SinkBackend } from "./sink.ts";
 
 export type ToWorker =
-  | { type: "open"; backend: SinkBackend | "auto"; wavPath?: string; sim: SimClock }
+  | {
+    type: "open";
+    backend: SinkBackend | "auto";
+    wavPath?: string;
+    sim: SimClock;
+    /** Testing aid: the device's sound comes this much later than it reports (ms, ≥ 0). */
+    hiddenLatencyMs?: number;
+  }
   | { type: "map"; map: HostMap }
   | { type: "track"; pcm: Pcm }
   | { type: "drop"; trackId: string }
@@ -41,7 +48,14 @@ export class AudioOutput {
   onEvent: (e: PlayerEvent) => void = () => {};
   onError: (text: string) => void = () => {};
 
-  constructor(opts: { backend: SinkBackend | "auto"; wavPath?: string; sim: SimClock }) {
+  constructor(
+    opts: {
+      backend: SinkBackend | "auto";
+      wavPath?: string;
+      sim: SimClock;
+      hiddenLatencyMs?: number;
+    },
+  ) {
     this.#worker = new Worker(new URL("./output_worker.ts", import.meta.url), { type: "module" });
     let opened!: (m: Extract<FromWorker, { type: "opened" }>) => void;
     let closed!: () => void;

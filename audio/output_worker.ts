@@ -18,6 +18,8 @@ let player: Player | null = null;
 let clock = makeLocalClock();
 /** Output leaves this device this long before it is heard (external speaker latency). */
 let speakerDelayMs = 0;
+/** Testing aid (`--sim-output-latency-ms`): content leaves this much late, as behind a slow speaker. */
+let hiddenLatencyMs = 0;
 
 const post = (m: unknown, transfer: Transferable[] = []) => self.postMessage(m, transfer);
 
@@ -27,6 +29,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     switch (m.type) {
       case "open": {
         clock = makeLocalClock(m.sim);
+        hiddenLatencyMs = m.hiddenLatencyMs ?? 0;
         const opened = await openSink({ backend: m.backend, wavPath: m.wavPath });
         sink = opened.sink;
         player = new Player(sink.rateHz);
@@ -90,8 +93,9 @@ async function loop() {
       let block: Float32Array;
       if (dc.ready) {
         const { h0, msPerFrame } = blockHostTimes(frameToLocal, map, written, n);
-        // A frame written now is heard speakerDelayMs later than the device reports.
-        block = p.render(n, h0 + speakerDelayMs, msPerFrame);
+        // A frame written now is heard speakerDelayMs later than the device reports (and, with
+        // the testing aid, carries what was due hiddenLatencyMs ago: a latency nobody reports).
+        block = p.render(n, h0 + speakerDelayMs - hiddenLatencyMs, msPerFrame);
       } else {
         block = new Float32Array(n * 2);
       }

@@ -62,6 +62,8 @@ export interface HostOptions {
   hostname?: string;
   audio: SinkBackend | "auto";
   wavPath?: string;
+  /** Testing aid: a latency this device's output has and does not report (ms). */
+  simOutputLatencyMs?: number;
   advertise?: boolean;
   /** How many peers the jam admits: 1 to {@link MAX_PEERS_LIMIT} (default {@link MAX_PEERS}). */
   maxPeers?: number;
@@ -112,7 +114,12 @@ export class HostEngine {
       );
     }
     this.#clockUdp = new ClockResponder({ port: opts.port, hostname: opts.hostname, clock });
-    this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
+    this.#output = new AudioOutput({
+      backend: opts.audio,
+      wavPath: opts.wavPath,
+      sim: clock.sim,
+      hiddenLatencyMs: opts.simOutputLatencyMs,
+    });
     this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
     const track = (id: string) => this.#tracks.get(id);
     this.#peers = new PeerSet(

@@ -30,6 +30,8 @@ export interface PeerOptions {
   name: string;
   audio: SinkBackend | "auto";
   wavPath?: string;
+  /** Testing aid: a latency this device's output has and does not report (ms). */
+  simOutputLatencyMs?: number;
   cacheDir: string;
   /** Speaker settings from the command line; the rest come from `settings`. */
   device?: Partial<DeviceSettings>;
@@ -79,7 +81,12 @@ export class PeerEngine {
     readonly clock: LocalClock,
     readonly emit: (e: EngineEvent) => void,
   ) {
-    this.#output = new AudioOutput({ backend: opts.audio, wavPath: opts.wavPath, sim: clock.sim });
+    this.#output = new AudioOutput({
+      backend: opts.audio,
+      wavPath: opts.wavPath,
+      sim: clock.sim,
+      hiddenLatencyMs: opts.simOutputLatencyMs,
+    });
     this.#device = new DeviceControls(this.#output, opts.settings ?? null, emit);
     this.#requests = new SongRequests(emit);
     this.#playback = new PeerPlayback({

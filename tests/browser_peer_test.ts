@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import type { Page } from "playwright-core";
 import { assertEquals, assertTrue } from "./assert.ts";
 import { launchChromium } from "./harness/browser.ts";
-import { hostProcess, rawPeer } from "./harness/jam.ts";
+import { hostProcess, peerProcess, rawPeer } from "./harness/jam.ts";
 import { type Engine, type OpenedPage, openPage } from "./harness/pages.ts";
 import type { AppProcess, Event } from "./harness/proc.ts";
 import { type BusRecording, type PrivatePulse, recordBus, startPulse } from "./harness/pulse.ts";
@@ -445,5 +445,57 @@ Deno.test({
       assertEquals(downloads(), before, "the track was downloaded again");
       assertEquals(c.browser.consoleErrors(), []);
     });
+  },
+});
+
+Deno.test({
+  name: "hidden output latency (testing aid): a native peer with --sim-output-latency-ms 37 " +
+    "and a Chromium page with ?simOutputLatencyMs=120 are heard that much late",
+  ...opts,
+  async fn() {
+    const jam = await startJam(3, [{ name: "Noise", seconds: 30 }]);
+    const rec = recordBus(jam.pulse);
+    const peer = peerProcess(`127.0.0.1:${jam.port}`, "Slow speaker", `${jam.tmp}/peer`, {
+      env: jam.pulse.env(1),
+      audio: "pulse",
+      extra: ["--sim-output-latency-ms", "37"],
+    });
+    const browser = await launchChromium({ pulse: { env: jam.pulse.env(2) } });
+    try {
+      const page = await browser.page("about:blank");
+      await join(page, `${jam.url}?simOutputLatencyMs=120`, "Slow phone");
+      await readyOn(jam.host, "Slow speaker");
+      await readyOn(jam.host, "Slow phone");
+      await sleep(4000); // the page's young context settles (as in the sync test above)
+      const started = await command(jam.host, "play", (e) => e.type === "playing");
+      await sleep(10000);
+      const stopped = await command(jam.host, "stop", (e) => e.type === "stopped");
+      const recording = await rec.stop();
+      const sec = (ms: number) => recording.sampleAt(ms) / recording.rateHz;
+      const [from, to] = [sec(started.atHostMs as number), sec(stopped.atHostMs as number)];
+      const report: string[] = [];
+      for (const [k, want, tol] of [[1, 37, 2], [2, 120, 10]]) {
+        const lags = lagsOf(recording, k, 200, from, to).map((l) => l.lagMs);
+        assertTrue(lags.length >= 10, `device ${k}: ${lags.length} windows with sound on both`);
+        const median = percentile(lags, 50);
+        report.push(`device ${k}: median lag ${median.toFixed(2)} ms (hidden ${want} ms)`);
+        assertTrue(
+          Math.abs(median - want) <= tol,
+          `device ${k} should be ${want} ms late, is ${median.toFixed(2)}: ${
+            lags.map((l) => l.toFixed(1)).join(" ")
+          }`,
+        );
+      }
+      console.log(report.join("; "));
+      assertEquals(browser.consoleErrors(), []);
+    } catch (e) {
+      dump(jam.host);
+      throw e;
+    } finally {
+      await browser.close();
+      peer.kill();
+      await peer.exited;
+      await cleanUp(jam, rec);
+    }
   },
 });

@@ -165,7 +165,7 @@ export class BrowserPeer implements UiClient {
     this.#memory.write({ name });
     this.#phase = "joining";
     if (!this.#output) {
-      const out = new WebOutput();
+      const out = new WebOutput(undefined, simOutputLatencyMs());
       this.#output = out;
       // iOS: play through the mute switch like a music app.
       const nav = navigator as Navigator & { audioSession?: { type: string } };
@@ -658,4 +658,13 @@ export class BrowserPeer implements UiClient {
     this.needsTap.value = false;
     this.home(message);
   }
+}
+
+/**
+ * Testing aid: `?simOutputLatencyMs=MS` in the page's address (0–2000) makes this device
+ * sound MS late without knowing it, as the native `--sim-output-latency-ms` does.
+ */
+function simOutputLatencyMs(): number {
+  const ms = Number(new URLSearchParams(location.search).get("simOutputLatencyMs") ?? 0);
+  return Number.isFinite(ms) && ms >= 0 && ms <= 2000 ? ms : 0;
 }

@@ -86,7 +86,11 @@ export class WebOutput {
   /** The context stopped (frozen, suspended, interrupted); the page may need a tap. */
   onStateChange: () => void = () => {};
 
-  constructor(ctx?: AudioContext) {
+  /**
+   * @param hiddenLatencyMs testing aid (the page's `?simOutputLatencyMs=MS`): the sound comes
+   * this much later than the page knows, like a Bluetooth speaker's latency.
+   */
+  constructor(ctx?: AudioContext, readonly hiddenLatencyMs = 0) {
     this.ctx = ctx ?? new AudioContext({ latencyHint: "playback" });
     this.player = new Player(this.ctx.sampleRate, BROWSER_DRIFT);
     this.ctx.onstatechange = () => this.onStateChange();
@@ -233,7 +237,7 @@ export class WebOutput {
     if (next === null || next / rate < now + 0.02) next = Math.ceil((now + 0.06) * rate);
     const hostAt = (frame: number) =>
       localToHost(map, performance.timeOrigin + timeline.heardMs(frame / rate)) +
-      this.#speakerDelayMs;
+      this.#speakerDelayMs - this.hiddenLatencyMs;
     while (next / rate < now + AHEAD_SEC) {
       const start: number = next;
       const n = CHUNK_FRAMES;
