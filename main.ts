@@ -52,6 +52,7 @@ Commands on stdin: add PATH, play, pause, resume, stop, seek SECONDS, skip, queu
 move FROM TO, remove N (positions as listed by queue, from 1), inbox, accept ID, reject ID,
 retry PEER, skip-peer PEER, volume 0..1, mute, unmute, delay MS, channel MODE,
 channel PEER MODE, clicks on|off (the click test: every device ticks each second, for 60 s),
+probe [PEER] (calibration: that device, or this one, plays a 250 ms chirp a second from now),
 status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
   join: `phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME [options]
 

@@ -22,23 +22,35 @@ export interface ChirpOptions {
   amplitude?: number;
 }
 
-/** A logarithmic sweep, mono, at `rateHz`. */
-export function makeChirp(rateHz: number, opts: ChirpOptions = {}): Float32Array {
-  const { durationMs = 250, fromHz = 700, toHz = 7000, fadeMs = 10, amplitude = 0.5 } = opts;
-  const n = Math.round((durationMs / 1000) * rateHz);
-  const T = n / rateHz;
+/** The probe every device plays for calibration (see {@link chirpAt}). */
+export const PROBE: Required<ChirpOptions> = {
+  durationMs: 250,
+  fromHz: 700,
+  toHz: 7000,
+  fadeMs: 10,
+  amplitude: 0.5,
+};
+
+/**
+ * The sweep's value `tMs` after its start (0 outside it). A function of time, not of samples,
+ * so a device places it to the fraction of a frame, as it places music.
+ */
+export function chirpAt(tMs: number, opts: ChirpOptions = {}): number {
+  const { durationMs, fromHz, toHz, fadeMs, amplitude } = { ...PROBE, ...opts };
+  if (tMs < 0 || tMs >= durationMs) return 0;
+  const t = tMs / 1000, T = durationMs / 1000;
   const k = Math.log(toHz / fromHz);
-  const fade = Math.max(1, Math.round((fadeMs / 1000) * rateHz));
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = i / rateHz;
-    // Phase of a sweep whose frequency goes from fromHz to toHz exponentially over T.
-    const phase = (2 * Math.PI * fromHz * T / k) * (Math.exp((t / T) * k) - 1);
-    const edge = Math.min(i, n - 1 - i);
-    const gain = edge < fade ? 0.5 - 0.5 * Math.cos((Math.PI * edge) / fade) : 1;
-    out[i] = amplitude * gain * Math.sin(phase);
-  }
-  return out;
+  // Phase of a sweep whose frequency goes from fromHz to toHz exponentially over T.
+  const phase = (2 * Math.PI * fromHz * T / k) * (Math.exp((t / T) * k) - 1);
+  const edge = Math.min(tMs, durationMs - tMs);
+  const gain = edge < fadeMs ? 0.5 - 0.5 * Math.cos((Math.PI * edge) / fadeMs) : 1;
+  return amplitude * gain * Math.sin(phase);
+}
+
+/** The sweep sampled at `rateHz`, mono. */
+export function makeChirp(rateHz: number, opts: ChirpOptions = {}): Float32Array {
+  const n = Math.round(((opts.durationMs ?? PROBE.durationMs) / 1000) * rateHz);
+  return Float32Array.from({ length: n }, (_, i) => chirpAt((i * 1000) / rateHz, opts));
 }
 
 export interface Arrival {

@@ -19,6 +19,7 @@ export type ToWorker =
   | { type: "speakerDelay"; ms: number }
   | { type: "channel"; channel: ChannelMode }
   | { type: "clicks"; on: boolean }
+  | { type: "probe"; atHostMs: number }
   | { type: "close" };
 
 export interface OutputStatus {
@@ -112,6 +113,10 @@ export class AudioOutput {
   /** The click test: a tick at every whole host second while on (the player mixes it). */
   setClicks(on: boolean) {
     this.#send({ type: "clicks", on });
+  }
+  /** Calibration: the probe sounds from host time `atHostMs` (the player mixes it). */
+  playProbe(atHostMs: number) {
+    this.#send({ type: "probe", atHostMs });
   }
   async close() {
     this.#send({ type: "close" });

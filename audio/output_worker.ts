@@ -69,6 +69,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       case "clicks":
         player?.setClicks(m.on);
         break;
+      case "probe":
+        player?.playProbe(m.atHostMs);
+        break;
       case "close":
         running = false;
         break;

@@ -1,4 +1,5 @@
 import { type HostMap, localToHost } from "../net/local_clock.ts";
+import { chirpAt, PROBE } from "./arrival.ts";
 import { DriftController, type DriftLimits } from "./drift.ts";
 
 /**
@@ -94,6 +95,8 @@ export class Player {
   #awaiting: Extract<Schedule, { kind: "play" }> | null = null;
   #realign = false;
   #clicks = false;
+  /** Host times at which calibration probes start (removed once played). */
+  #probes: number[] = [];
   readonly #drift: DriftController;
   events: PlayerEvent[] = [];
 
@@ -133,6 +136,15 @@ export class Player {
    */
   setClicks(on: boolean): void {
     this.#clicks = on;
+  }
+
+  /**
+   * Calibration: the probe ({@link chirpAt}) starts at host time `atHostMs`, mixed over
+   * whatever plays, placed like music (speaker delay, drift) but not scaled by the volume or
+   * muted: a calibration must be heard.
+   */
+  playProbe(atHostMs: number): void {
+    this.#probes.push(atHostMs);
   }
 
   /**
@@ -216,6 +228,7 @@ export class Player {
     }
     this.#gain = this.#targetGain;
     if (this.#clicks) mixClicks(out, n, h0, msPerFrame, gain0, gainStep);
+    if (this.#probes.length) this.#probes = mixProbes(out, n, h0, msPerFrame, this.#probes);
     return out;
   }
 
@@ -300,6 +313,28 @@ function mixClicks(
       out[2 * i + 1] += v;
     }
   }
+}
+
+/** Mixes the probes sounding in the block; returns those not yet over. */
+function mixProbes(
+  out: Float32Array,
+  n: number,
+  h0: number,
+  msPerFrame: number,
+  starts: number[],
+): number[] {
+  const hEnd = h0 + n * msPerFrame;
+  for (const start of starts) {
+    if (start >= hEnd || start + PROBE.durationMs <= h0) continue;
+    const first = Math.max(0, Math.ceil((start - h0) / msPerFrame));
+    const last = Math.min(n, Math.ceil((start + PROBE.durationMs - h0) / msPerFrame));
+    for (let i = first; i < last; i++) {
+      const v = chirpAt(h0 + i * msPerFrame - start);
+      out[2 * i] += v;
+      out[2 * i + 1] += v;
+    }
+  }
+  return starts.filter((s) => s + PROBE.durationMs > hEnd);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { assertEquals, assertNear, assertThrows, assertTrue } from "../tests/assert.ts";
 import { CHANNEL_MODES, type ChannelMode, CLICK_MS, clickAt, type Pcm, Player } from "./player.ts";
+import { chirpAt } from "./arrival.ts";
 
 /** A track whose sample value is its own frame index / 1e6: output reveals the position. */
 function rampTrack(id: string, frames: number, rateHz = 48000) {
@@ -352,4 +353,20 @@ Deno.test("click test costs little: a 480-frame block with a tick vs without", (
   const off = time(false, 30_000), on = time(true, 60_000);
   console.log(`480 frames: ${off.toFixed(1)} µs without a tick, ${on.toFixed(1)} µs with one`);
   assertTrue(on < off * 2 + 20, `${on} µs with a tick, ${off} µs without`);
+});
+
+Deno.test("a calibration probe sounds from its host time, over silence, at any volume", () => {
+  const p = new Player(48000);
+  p.setVolume(0, true);
+  p.playProbe(1010);
+  const msPerFrame = 1000 / 48000;
+  const out = p.render(48000, 1000, msPerFrame); // host 1000..2000 ms
+  for (const i of [0, 479, 480, 481, 2000, 12479, 12480, 20000]) {
+    const want = chirpAt(1000 + i * msPerFrame - 1010);
+    assertNear(out[2 * i], want, 1e-6, `frame ${i}`);
+    assertNear(out[2 * i + 1], want, 1e-6, `frame ${i} right`);
+  }
+  assertTrue(out.some((v) => Math.abs(v) > 0.3), "loud enough");
+  // Played once: the next second is silent.
+  assertTrue(p.render(48000, 2000, msPerFrame).every((v) => v === 0));
 });

@@ -38,6 +38,11 @@ export type Command =
    * itself after a minute). A peer asks the host, which tells everyone.
    */
   | { cmd: "clicks"; on: boolean }
+  /**
+   * Host: one device (this one without `peer`) plays the calibration probe about a second
+   * from now; the `probe` event says when, in host time.
+   */
+  | { cmd: "probe"; peer?: string }
   | { cmd: "quit" }
   /** Host: queue the built-in demo track. */
   | { cmd: "add-demo" }
@@ -88,7 +93,7 @@ const NO_ARGS = new Set([
 const USAGE = "add PATH, play, pause, resume, stop, seek SECONDS, skip, queue, move FROM TO, " +
   "remove N, request PATH, inbox, accept ID, reject ID, retry PEER, skip-peer PEER, " +
   "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], " +
-  "clicks on|off, add-demo, status, quit";
+  "clicks on|off, probe [PEER], add-demo, status, quit";
 const MAX_LINE = 8192;
 
 /** A whole number ≥ 1 from a word or a JSON number, else null. */
@@ -192,6 +197,11 @@ export function parseCommand(line: string): Command | CommandError {
         return { error: "delay needs a speaker delay from 0 to 500 ms: delay 120" };
       }
       return { cmd: "delay", ms: v };
+    }
+    case "probe": {
+      if (arg === undefined || arg === "") return { cmd: "probe" };
+      if (typeof arg !== "string") return { error: "probe takes a peer's name: probe Sam" };
+      return { cmd: "probe", peer: arg };
     }
     case "clicks": {
       // Words say on/off; JSON says true/false.
@@ -353,6 +363,8 @@ export type EngineEvent =
   | { type: "device"; device: string; speakerDelayMs: number; channel: ChannelMode }
   /** The click test is on or off, jam-wide (every device ticks at each whole host second). */
   | { type: "clicks"; on: boolean }
+  /** Calibration: `device` (the host's or a peer's name) plays the probe from `atHostMs`. */
+  | { type: "probe"; device: string; atHostMs: number }
   | { type: "status"; [key: string]: unknown }
   | { type: "notice"; level: "info" | "warn" | "error"; message: string }
   | { type: "error"; message: string }

@@ -91,3 +91,13 @@ Deno.test("parseCommand() reads the click test: clicks on|off, or JSON with a bo
   const help = parseCommand("dance");
   assertTrue("error" in help && help.error.includes("clicks on|off"), "listed in the help");
 });
+
+Deno.test("parseCommand() reads the calibration probe: this device, or a peer by name", () => {
+  assertEquals(parseCommand("probe"), { cmd: "probe" });
+  assertEquals(parseCommand("probe Sam (2)"), { cmd: "probe", peer: "Sam (2)" });
+  assertEquals(parseCommand('{"cmd":"probe","peer":"Sam"}'), { cmd: "probe", peer: "Sam" });
+  assertEquals(parseCommand('{"cmd":"probe"}'), { cmd: "probe" });
+  const bad = parseCommand('{"cmd":"probe","peer":7}');
+  assertTrue("error" in bad && /probe takes a peer's name/.test(bad.error));
+  assertTrue(!LOCAL_COMMANDS.has("probe"), "only the host schedules probes");
+});

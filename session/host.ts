@@ -26,6 +26,9 @@ import { type HostToPeer, MAX_PEERS, MAX_PEERS_LIMIT, type TrackInfo } from "./p
 
 export { BASE_LEAD_MS } from "./transport.ts";
 
+/** How far ahead a calibration probe is scheduled. */
+const PROBE_LEAD_MS = 1000;
+
 /** Bind addresses that mean "every interface": peers need one of this machine's LAN addresses. */
 const ANY_ADDRESS = new Set(["0.0.0.0", "::", ""]);
 
@@ -329,6 +332,8 @@ export class HostEngine {
         return this.#assign(c.peer, c.channel);
       case "clicks":
         return this.#setClicks(c.on);
+      case "probe":
+        return this.#probe(c.peer);
       case "status":
         return this.#status();
       case "quit":
@@ -524,6 +529,26 @@ export class HostEngine {
       tracks: this.#queue.ids.map((id) => this.#tracks.get(id)!.info),
       current: this.#queue.current,
     };
+  }
+
+  /**
+   * Calibration: the host's device, or the peer named, plays the probe a second from now (more
+   * than any device's lead, a browser's ~0.35 s included).
+   */
+  #probe(name?: string): void {
+    const atHostMs = this.clock.now() + PROBE_LEAD_MS;
+    if (name === undefined) {
+      this.#output.playProbe(atHostMs);
+      this.emit({ type: "probe", device: this.opts.name, atHostMs });
+      return;
+    }
+    const p = this.#peers.named(name);
+    if (!p) {
+      this.emit({ type: "notice", level: "error", message: `No peer is called "${name}".` });
+      return;
+    }
+    this.#peers.send(p, { type: "probe", atHostMs });
+    this.emit({ type: "probe", device: name, atHostMs });
   }
 
   #assign(name: string, channel: ChannelMode) {

@@ -278,6 +278,10 @@ export class PeerEngine {
         this.#output.setClicks(m.on);
         this.emit({ type: "clicks", on: m.on });
         return;
+      case "probe":
+        this.#output.playProbe(m.atHostMs);
+        this.emit({ type: "probe", device: this.opts.name, atHostMs: m.atHostMs });
+        return;
       case "heartbeat":
       case "welcome":
       case "refused":

@@ -135,6 +135,15 @@ export interface ClicksMsg {
   on: boolean;
 }
 
+/**
+ * Calibration (host → peer): play the probe (a 250 ms chirp, `audio/arrival.ts`) from host time
+ * `atHostMs`, over whatever plays, whatever the volume. The host's microphone hears it.
+ */
+export interface ProbeMsg {
+  type: "probe";
+  atHostMs: number;
+}
+
 // ---- host → peer ----
 export interface WelcomeMsg {
   type: "welcome";
@@ -242,7 +251,8 @@ export type HostToPeer =
   | AssignMsg
   | HeartbeatMsg
   | PongMsg
-  | ClicksMsg;
+  | ClicksMsg
+  | ProbeMsg;
 export type Message = PeerToHost | HostToPeer;
 
 export class ProtocolError extends Error {
@@ -402,6 +412,7 @@ const schemas: Record<string, Check> = {
   heartbeat: obj({ type: str(1, 20), hostMs }),
   pong: obj({ type: str(1, 20), t1: num(-1e13, 1e13), t2: hostMs, t3: hostMs }),
   clicks: obj({ type: str(1, 20), on: bool }),
+  probe: obj({ type: str(1, 20), atHostMs: hostMs }),
 };
 
 const PEER_TYPES = new Set(["hello", "clock", "trackState", "settings", "bye", "request", "ping"]);

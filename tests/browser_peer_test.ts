@@ -6,7 +6,8 @@
  */
 import { Buffer } from "node:buffer";
 import type { Page } from "playwright-core";
-import { assertEquals, assertTrue } from "./assert.ts";
+import { assertEquals, assertNear, assertTrue } from "./assert.ts";
+import { findArrival, heard, makeChirp } from "../audio/arrival.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { hostProcess, peerProcess, rawPeer } from "./harness/jam.ts";
 import { type Engine, type OpenedPage, openPage } from "./harness/pages.ts";
@@ -462,7 +463,8 @@ Deno.test({
 
 Deno.test({
   name: "hidden output latency (testing aid): a native peer with --sim-output-latency-ms 37 " +
-    "and a Chromium page with ?simOutputLatencyMs=120 are heard that much late",
+    "and a Chromium page with ?simOutputLatencyMs=120 are heard that much late, in music and " +
+    "in the calibration probe each plays at the host's command",
   ...opts,
   async fn() {
     const jam = await startJam(3, [{ name: "Noise", seconds: 30 }]);
@@ -482,10 +484,34 @@ Deno.test({
       const started = await command(jam.host, "play", (e) => e.type === "playing");
       await sleep(10000);
       const stopped = await command(jam.host, "stop", (e) => e.type === "stopped");
+      // Calibration probes, one device at a time: the host's own, then each peer's.
+      const probes: number[] = [];
+      for (const line of ["probe", "probe Slow speaker", "probe Slow phone"]) {
+        const e = await command(jam.host, line, (e) => e.type === "probe");
+        probes.push(e.atHostMs as number);
+        await sleep(1500);
+      }
       const recording = await rec.stop();
       const sec = (ms: number) => recording.sampleAt(ms) / recording.rateHz;
       const [from, to] = [sec(started.atHostMs as number), sec(stopped.atHostMs as number)];
       const report: string[] = [];
+      // Each probe's arrival on its device's channel, against where the recording's own fit of
+      // sample ↔ time expects it; the host's probe is the reference (the fit's offset cancels,
+      // its slope follows the sound server's clock).
+      const probe = makeChirp(recording.rateHz);
+      const lateMs = probes.map((atMs, k) => {
+        const expected = recording.sampleAt(atMs);
+        const a = findArrival(recording.channels[k], probe, {
+          from: expected - 0.1 * recording.rateHz,
+          to: expected + 0.4 * recording.rateHz,
+        });
+        assertTrue(heard(a), `device ${k}'s probe was not heard: ${JSON.stringify(a)}`);
+        return ((a.sample - expected) / recording.rateHz) * 1000;
+      });
+      const probeLate = lateMs.map((ms) => ms - lateMs[0]);
+      report.push(`probes: ${probeLate.map((ms) => ms.toFixed(2)).join(" / ")} ms late`);
+      assertNear(probeLate[1], 37, 1, "the native peer's probe");
+      assertNear(probeLate[2], 120, 10, "the Chromium page's probe");
       for (const [k, want, tol] of [[1, 37, 2], [2, 120, 10]]) {
         const lags = lagsOf(recording, k, 200, from, to).map((l) => l.lagMs);
         assertTrue(lags.length >= 10, `device ${k}: ${lags.length} windows with sound on both`);

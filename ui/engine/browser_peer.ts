@@ -400,6 +400,9 @@ export class BrowserPeer implements UiClient {
         out.setClicks(m.on);
         this.#emit({ type: "clicks", on: m.on });
         return;
+      case "probe":
+        out.player.playProbe(m.atHostMs);
+        return;
       case "upload":
         void this.#upload(m.requestId, m.token);
         return;
