@@ -94,12 +94,20 @@ export function deviceOf(flags: Record<string, unknown>): Partial<DeviceSettings
   return out;
 }
 
+/** One resolution per command line: the portable folder is looked for on disk once. */
+const resolved = new WeakMap<Record<string, unknown>, DataDirs>();
+function dirsOf(flags: Record<string, unknown>): DataDirs {
+  let d = resolved.get(flags);
+  if (!d) resolved.set(flags, d = dataDirs(flags));
+  return d;
+}
+
 /**
  * A portable run (`--data-dir`, or a `PhaseLock Data` folder beside the program): makes the
  * folder and points the toolkit's own files into it, before any window or sound exists.
  */
 export function settleDataDirs(flags: Record<string, unknown>): DataDirs {
-  const dirs = dataDirs(flags);
+  const dirs = dirsOf(flags);
   if (!dirs.portable || !dirs.webview) return dirs;
   try {
     Deno.mkdirSync(dirs.portable, { recursive: true });
@@ -114,7 +122,7 @@ export function settleDataDirs(flags: Record<string, unknown>): DataDirs {
 
 /** `--config-dir`, the portable folder's settings, or the OS's folder for settings. */
 export function configDir(flags: Record<string, unknown>): string {
-  return dataDirs(flags).config;
+  return dirsOf(flags).config;
 }
 
 export function settingsStore(flags: Record<string, unknown>): SettingsStore {
@@ -137,7 +145,7 @@ export function outputOf(flags: Record<string, unknown>) {
  * `requests` (accepted), `uploads` (files chosen in the app's window).
  */
 export function cacheDir(flags: Record<string, unknown>, sub: CacheKind): string {
-  return dataDirs(flags).cache(sub);
+  return dirsOf(flags).cache(sub);
 }
 
 /** This machine's log file; every event and command goes to it as well as to stdout. */
@@ -146,7 +154,7 @@ export function openLog(flags: Record<string, unknown>, role: string): LogFile {
   if (max !== undefined && (!Number.isInteger(max) || max < 1024)) {
     throw new UsageError(`--log-max-bytes must be a whole number ≥ 1024, not ${max}.`);
   }
-  return new LogFile(dataDirs(flags).log, {
+  return new LogFile(dirsOf(flags).log, {
     maxBytes: max,
     context: { role, pid: Deno.pid },
   });

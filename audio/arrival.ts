@@ -161,7 +161,7 @@ export function crossCorrelate(x: Float32Array, p: Float32Array): Float64Array {
 }
 
 /** In-place iterative radix-2 FFT (n a power of two); the inverse is scaled by 1/n. */
-function fft(re: Float64Array, im: Float64Array, inverse: boolean): void {
+export function fft(re: Float64Array, im: Float64Array, inverse: boolean): void {
   const n = re.length;
   for (let i = 1, j = 0; i < n; i++) {
     let bit = n >> 1;

@@ -31,12 +31,15 @@ export const RUNTIME_FILES = [
 /** The program's entry points: the main module and the Workers it starts by URL. */
 export const ENTRY_POINTS = ["main.ts", "audio/output_worker.ts"] as const;
 
-/** The targets we build, with the window library's addon name and the executable's suffix. */
+/**
+ * The targets we build: the window library's addon name, the executable's suffix, and the OS
+ * and architecture the installer is named for.
+ */
 export const TARGETS = {
-  "x86_64-unknown-linux-gnu": { addon: "linux-x64-gnu", exe: "" },
-  "aarch64-apple-darwin": { addon: "darwin-arm64", exe: "" },
-  "x86_64-apple-darwin": { addon: "darwin-x64", exe: "" },
-  "x86_64-pc-windows-msvc": { addon: "win32-x64-msvc", exe: ".exe" },
+  "x86_64-unknown-linux-gnu": { addon: "linux-x64-gnu", exe: "", os: "linux", arch: "x86_64" },
+  "aarch64-apple-darwin": { addon: "darwin-arm64", exe: "", os: "macos", arch: "arm64" },
+  "x86_64-apple-darwin": { addon: "darwin-x64", exe: "", os: "macos", arch: "x64" },
+  "x86_64-pc-windows-msvc": { addon: "win32-x64-msvc", exe: ".exe", os: "windows", arch: "x64" },
 } as const;
 export type Target = keyof typeof TARGETS;
 

@@ -16,15 +16,9 @@ import { ICO_FILE } from "./icons.ts";
 import { buildAppDir } from "./linux/appdir.ts";
 import { buildAppBundle, ENTITLEMENTS } from "./macos/bundle.ts";
 import { installerSource, renderWixl, renderWixV4 } from "./windows/installer.ts";
+import { type Target, TARGETS } from "./manifest.ts";
 
-/** The targets `deno task compile` builds, and what each is packaged as. */
-export const TARGETS = {
-  "x86_64-unknown-linux-gnu": { os: "linux", arch: "x86_64" },
-  "aarch64-apple-darwin": { os: "macos", arch: "arm64" },
-  "x86_64-apple-darwin": { os: "macos", arch: "x64" },
-  "x86_64-pc-windows-msvc": { os: "windows", arch: "x64" },
-} as const;
-export type Target = keyof typeof TARGETS;
+export { type Target, TARGETS };
 
 /** The installer file's name for a target. */
 export function installerName(target: Target): string {

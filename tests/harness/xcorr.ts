@@ -3,37 +3,7 @@
  * with sub-sample precision (parabolic interpolation around the peak). Positive lag: `b` is
  * late relative to `a`. Used by the sync tests and the sync benchmark.
  */
-
-function fft(re: Float64Array, im: Float64Array, inverse: boolean): void {
-  const n = re.length;
-  for (let i = 1, j = 0; i < n; i++) {
-    let bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) {
-      [re[i], re[j]] = [re[j], re[i]];
-      [im[i], im[j]] = [im[j], im[i]];
-    }
-  }
-  for (let len = 2; len <= n; len <<= 1) {
-    const ang = (2 * Math.PI) / len * (inverse ? 1 : -1);
-    const wr = Math.cos(ang), wi = Math.sin(ang);
-    for (let i = 0; i < n; i += len) {
-      let cr = 1, ci = 0;
-      for (let k = 0; k < len / 2; k++) {
-        const a = i + k, b = a + len / 2;
-        const tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr;
-        re[b] = re[a] - tr;
-        im[b] = im[a] - ti;
-        re[a] += tr;
-        im[a] += ti;
-        const ncr = cr * wr - ci * wi;
-        ci = cr * wi + ci * wr;
-        cr = ncr;
-      }
-    }
-  }
-}
+import { fft } from "../../audio/arrival.ts";
 
 /** Lag (samples, fractional) of b relative to a within ±maxLag, and the normalised peak. */
 export function lagOf(
@@ -74,7 +44,8 @@ export function lagOf(
   const y0 = at(best - 1), y1 = at(best), y2 = at(best + 1);
   const den = y0 - 2 * y1 + y2;
   const frac = den !== 0 ? (0.5 * (y0 - y2)) / den : 0;
-  return { lag: best + frac, peak: y1 / size / Math.sqrt(ea * eb || 1) };
+  // The inverse FFT is scaled by 1/size: y1 is the correlation itself.
+  return { lag: best + frac, peak: y1 / Math.sqrt(ea * eb || 1) };
 }
 
 export interface LagSeries {
