@@ -309,13 +309,15 @@ Deno.test({
 
       // Heard: host (channel 0) and peer (channel 1) in sync while playing.
       const [a, b] = recording.channels;
-      const series = lagSeries(a, b, { maxLagMs: 40 }).points;
+      // Windows every 0.25 s: with a dozen, the 95th percentile would be the single worst
+      // window, and one block lost to a starved process would decide the test.
+      const series = lagSeries(a, b, { maxLagMs: 40, hopSec: 0.25 }).points;
       const lags = series.map((p) => p.lagMs);
-      if (Deno.env.get("PHASELOCK_SHOW_LAGS")) {
-        console.log(series.map((p) => `${p.atSec.toFixed(1)}s:${p.lagMs.toFixed(3)}`).join(" "));
-      }
-      assertTrue(lags.length >= 8, `too few windows with sound on both devices: ${lags.length}`);
+      const shown = series.map((p) => `${p.atSec.toFixed(2)}s:${p.lagMs.toFixed(3)}`).join(" ");
+      if (Deno.env.get("PHASELOCK_SHOW_LAGS")) console.log(shown);
+      assertTrue(lags.length >= 16, `too few windows with sound on both devices: ${lags.length}`);
       const p95 = percentile(lags.map(Math.abs), 95);
+      if (p95 > 2) console.error(`host↔peer lag by window: ${shown}`);
       const start = recording.sampleAt(clickMs);
       let first = Math.max(0, Math.round(start));
       while (first < a.length && Math.abs(a[first]) < 0.01) first++;
