@@ -43,6 +43,11 @@ export type Command =
    * from now; the `probe` event says when, in host time.
    */
   | { cmd: "probe"; peer?: string }
+  /**
+   * Host: measure every device (or the one named) through the host's microphone and set speaker
+   * delays so that all of them are heard together there. See `session/calibration.ts`.
+   */
+  | { cmd: "calibrate"; peer?: string }
   | { cmd: "quit" }
   /** Host: queue the built-in demo track. */
   | { cmd: "add-demo" }
@@ -93,7 +98,7 @@ const NO_ARGS = new Set([
 const USAGE = "add PATH, play, pause, resume, stop, seek SECONDS, skip, queue, move FROM TO, " +
   "remove N, request PATH, inbox, accept ID, reject ID, retry PEER, skip-peer PEER, " +
   "volume 0..1, mute, unmute, delay MS, channel stereo|left|right|mono [for PEER], " +
-  "clicks on|off, probe [PEER], add-demo, status, quit";
+  "clicks on|off, probe [PEER], calibrate [PEER|all], add-demo, status, quit";
 const MAX_LINE = 8192;
 
 /** A whole number ≥ 1 from a word or a JSON number, else null. */
@@ -202,6 +207,13 @@ export function parseCommand(line: string): Command | CommandError {
       if (arg === undefined || arg === "") return { cmd: "probe" };
       if (typeof arg !== "string") return { error: "probe takes a peer's name: probe Sam" };
       return { cmd: "probe", peer: arg };
+    }
+    case "calibrate": {
+      if (arg === undefined || arg === "" || arg === "all") return { cmd: "calibrate" };
+      if (typeof arg !== "string") {
+        return { error: "calibrate takes a peer's name, or all: calibrate Sam" };
+      }
+      return { cmd: "calibrate", peer: arg };
     }
     case "clicks": {
       // Words say on/off; JSON says true/false.
@@ -365,6 +377,12 @@ export type EngineEvent =
   | { type: "clicks"; on: boolean }
   /** Calibration: `device` (the host's or a peer's name) plays the probe from `atHostMs`. */
   | { type: "probe"; device: string; atHostMs: number }
+  /**
+   * Calibration by the host's microphone: `running` when it starts (the devices in the order
+   * they will play, and about how long it takes), then `done` with what was measured and set,
+   * or `refused` with a sentence (nothing was changed).
+   */
+  | CalibrationEvent
   | { type: "status"; [key: string]: unknown }
   | { type: "notice"; level: "info" | "warn" | "error"; message: string }
   | { type: "error"; message: string }
@@ -412,3 +430,33 @@ export interface InboxEntry {
   sizeBytes: number;
   state: "waiting" | "uploading";
 }
+
+/** One device's part in a calibration. */
+export interface CalibratedDevice {
+  name: string;
+  /** The host's own device (the reference). */
+  host: boolean;
+  /** Heard clearly enough at the microphone to be placed. */
+  heard: boolean;
+  /**
+   * How much later this device is heard than the quickest device measured, with no speaker
+   * delay (ms): its output latency as the microphone hears it, relative to the others.
+   */
+  latencyMs: number | null;
+  /** 0..1: how clearly the probe stood out of the recording (the normalised correlation). */
+  confidence: number;
+  delayBeforeMs: number;
+  /** The speaker delay set (equal to `delayBeforeMs` when nothing changed). */
+  delayMs: number;
+}
+
+export type CalibrationEvent =
+  | { type: "calibration"; state: "running"; devices: string[]; expectedMs: number }
+  | { type: "calibration"; state: "done"; devices: CalibratedDevice[]; tookMs: number }
+  | {
+    type: "calibration";
+    state: "refused";
+    message: string;
+    /** What was measured before refusing, when anything was. */
+    devices?: CalibratedDevice[];
+  };

@@ -101,3 +101,15 @@ Deno.test("parseCommand() reads the calibration probe: this device, or a peer by
   assertTrue("error" in bad && /probe takes a peer's name/.test(bad.error));
   assertTrue(!LOCAL_COMMANDS.has("probe"), "only the host schedules probes");
 });
+
+Deno.test("parseCommand() reads calibrate: every device, or one peer by name", () => {
+  assertEquals(parseCommand("calibrate"), { cmd: "calibrate" });
+  assertEquals(parseCommand("calibrate all"), { cmd: "calibrate" });
+  assertEquals(parseCommand("calibrate Sam (2)"), { cmd: "calibrate", peer: "Sam (2)" });
+  assertEquals(parseCommand('{"cmd":"calibrate","peer":"Kim"}'), { cmd: "calibrate", peer: "Kim" });
+  const bad = parseCommand('{"cmd":"calibrate","peer":3}');
+  assertTrue("error" in bad && /calibrate takes a peer's name/.test(bad.error));
+  assertTrue(!LOCAL_COMMANDS.has("calibrate"), "only the host calibrates");
+  const help = parseCommand("dance");
+  assertTrue("error" in help && help.error.includes("calibrate [PEER|all]"), "listed in the help");
+});

@@ -273,6 +273,16 @@ export class PeerEngine {
         });
         void this.#device.setChannel(m.channel);
         return;
+      case "delay":
+        this.emit({
+          type: "notice",
+          level: "info",
+          message: `Calibration set this device's speaker delay to ${
+            m.speakerDelayMs.toFixed(1)
+          } ms.`,
+        });
+        void this.#device.setDelay(m.speakerDelayMs);
+        return;
       case "clicks":
         this.#clicks = m.on;
         this.#output.setClicks(m.on);

@@ -278,6 +278,11 @@ export class PeerSet {
     this.broadcast({ type: "peers", peers });
   }
 
+  /** Every joined peer, in the order they joined. */
+  all(): Peer[] {
+    return [...this.#peers.values()];
+  }
+
   /** The peer with this display name (any case), or null after emitting a sentence. */
   named(name: string): Peer | null {
     const want = name.toLowerCase();

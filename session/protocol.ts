@@ -215,6 +215,14 @@ export interface AssignMsg {
   type: "assign";
   channel: ChannelName;
 }
+/**
+ * The host's calibration measured this peer's output through the host's microphone: use this
+ * speaker delay from now on (remembered for the device like one set by hand).
+ */
+export interface DelayMsg {
+  type: "delay";
+  speakerDelayMs: number;
+}
 export interface HeartbeatMsg {
   type: "heartbeat";
   hostMs: number;
@@ -249,6 +257,7 @@ export type HostToPeer =
   | PauseMsg
   | NoticeMsg
   | AssignMsg
+  | DelayMsg
   | HeartbeatMsg
   | PongMsg
   | ClicksMsg
@@ -409,6 +418,7 @@ const schemas: Record<string, Check> = {
   pause: obj({ type: str(1, 20), atHostMs: hostMs }),
   notice: obj({ type: str(1, 20), level: oneOf("info", "warn", "error"), text: str(1, 1000) }),
   assign: obj({ type: str(1, 20), channel }),
+  delay: obj({ type: str(1, 20), speakerDelayMs }),
   heartbeat: obj({ type: str(1, 20), hostMs }),
   pong: obj({ type: str(1, 20), t1: num(-1e13, 1e13), t2: hostMs, t3: hostMs }),
   clicks: obj({ type: str(1, 20), on: bool }),

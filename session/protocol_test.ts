@@ -170,3 +170,15 @@ Deno.test("clicks goes both ways: a peer asks, the host says; only `on`, a boole
     /a peer may not send "heartbeat"/,
   );
 });
+
+Deno.test("delay: only the host sets a peer's speaker delay, within 0–500 ms", () => {
+  const m = { type: "delay", speakerDelayMs: 37.25 } as const;
+  assertEquals(decodeMessage(encodeMessage(m), "host"), m);
+  assertThrows(() => decodeMessage(encodeMessage(m), "peer"), /a peer may not send "delay"/);
+  for (const bad of [-1, 500.5, "37"]) {
+    assertThrows(
+      () => decodeMessage(JSON.stringify({ type: "delay", speakerDelayMs: bad }), "host"),
+      /delay\.speakerDelayMs/,
+    );
+  }
+});

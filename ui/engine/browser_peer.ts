@@ -396,6 +396,13 @@ export class BrowserPeer implements UiClient {
         this.#notice("info", `The host set this device to play ${m.channel}.`);
         void this.#device?.setChannel(m.channel);
         return;
+      case "delay":
+        this.#notice(
+          "info",
+          `Calibration set this device's speaker delay to ${m.speakerDelayMs.toFixed(1)} ms.`,
+        );
+        void this.#device?.setDelay(m.speakerDelayMs);
+        return;
       case "clicks":
         out.setClicks(m.on);
         this.#emit({ type: "clicks", on: m.on });
