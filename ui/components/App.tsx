@@ -3,6 +3,7 @@ import type { JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { UiClient } from "../client.ts";
 import type { Models } from "../models/app.ts";
+import { calibrationBlocker } from "../models/calibration.ts";
 import { positionAt } from "../models/session.ts";
 import { HelpOverlay } from "./HelpOverlay.tsx";
 import { Home } from "./Home.tsx";
@@ -82,7 +83,12 @@ export function App(props: {
         e.preventDefault();
         send({ cmd: t.state === "playing" ? "pause" : "play" });
       } else if (e.key === "n" || e.key === "N") send({ cmd: "skip" });
-      else if (
+      else if (e.key === "k" || e.key === "K") {
+        const peers = models.peers.peers.value.length;
+        if (calibrationBlocker(models.calibration.state.value, peers) === null) {
+          send({ cmd: "calibrate" });
+        }
+      } else if (
         (e.key === "ArrowLeft" || e.key === "ArrowRight") && t.state !== "stopped" &&
         !el?.closest(".track")
       ) {

@@ -6,6 +6,7 @@ export const SHORTCUTS: [string, string][] = [
   ["Space", "Play / pause (host)"],
   ["← / →", "Seek 5 s back / forward (host)"],
   ["N", "Skip to the next track (host)"],
+  ["K", "Calibrate every speaker delay by the microphone (host)"],
   ["M", "Mute / unmute this device"],
   ["Ctrl+O", "Add a song (host) / request a song (peer)"],
   ["Alt+↑ / Alt+↓", "Move the focused queue track (host)"],

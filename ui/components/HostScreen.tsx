@@ -2,6 +2,7 @@ import { computed } from "@preact/signals";
 import { useMemo } from "preact/hooks";
 import type { Command } from "../../session/commands.ts";
 import type { Models } from "../models/app.ts";
+import { CalibrationPanel } from "./CalibrationPanel.tsx";
 import { JoinInfo } from "./JoinInfo.tsx";
 import { MyOutput } from "./MyOutput.tsx";
 import { NowPlaying } from "./NowPlaying.tsx";
@@ -13,8 +14,8 @@ import { SyncHealth } from "./SyncHealth.tsx";
 import { Uploads, type UploadsModel } from "./Uploads.tsx";
 
 /**
- * The host's session: peers and how to join left, now playing centre, queue right, requests
- * below.
+ * The host's session: peers and how to join left, now playing, this device and calibration
+ * centre, queue right, requests below.
  */
 export function HostScreen(props: {
   models: Models;
@@ -75,6 +76,12 @@ export function HostScreen(props: {
             waitingFor={ready.value.why}
           />
           <MyOutput session={s} send={props.send} />
+          <CalibrationPanel
+            state={props.models.calibration.state.value}
+            peers={n}
+            hostNowMs={props.hostNowMs}
+            send={props.send}
+          />
         </div>
         <div class="col right">
           <Queue

@@ -6,6 +6,7 @@ import { batch } from "@preact/signals";
 import type { EngineEvent } from "../../session/commands.ts";
 import type { PeerInfo, TrackInfo } from "../../session/protocol.ts";
 import type { UiClient } from "../client.ts";
+import { createCalibrationModel } from "./calibration.ts";
 import { createHomeModel } from "./home.ts";
 import { createInboxModel, type InboxItem } from "./inbox.ts";
 import { createNoticesModel, pushNotice } from "./notices.ts";
@@ -21,6 +22,7 @@ export function createModels() {
     peers: createPeersModel(),
     inbox: createInboxModel(),
     notices: createNoticesModel(),
+    calibration: createCalibrationModel(),
   };
 }
 export type Models = ReturnType<typeof createModels>;
@@ -28,19 +30,22 @@ export type Models = ReturnType<typeof createModels>;
 /** Builds the models and keeps them current from the client's events. */
 export function modelsFor(client: UiClient): { models: Models; dispose: () => void } {
   const models = createModels();
-  const dispose = client.onEvent((e) => applyEvent(models, e));
+  const dispose = client.onEvent((e) => applyEvent(models, e, client.hostNowMs()));
   return { models, dispose };
 }
 
 /** Requests the host still has to decide (or is receiving). */
 const OPEN_REQUEST = new Set(["waiting", "uploading"]);
 
-/** Applies one engine event to the models (batched: one render per event). */
-export function applyEvent(m: Models, e: EngineEvent): void {
-  batch(() => apply(m, e));
+/**
+ * Applies one engine event to the models (batched: one render per event). `nowMs` is the host
+ * time it arrived: what a calibration's progress is measured from.
+ */
+export function applyEvent(m: Models, e: EngineEvent, nowMs = 0): void {
+  batch(() => apply(m, e, nowMs));
 }
 
-function apply(m: Models, e: EngineEvent): void {
+function apply(m: Models, e: EngineEvent, nowMs: number): void {
   const s = m.session;
   switch (e.type) {
     case "home":
@@ -82,6 +87,13 @@ function apply(m: Models, e: EngineEvent): void {
       return;
     case "clicks":
       s.clicks.value = e.on;
+      return;
+    case "calibration":
+      m.calibration.state.value = e.state === "running"
+        ? { state: "running", devices: e.devices, startedAtMs: nowMs, expectedMs: e.expectedMs }
+        : e.state === "done"
+        ? { state: "done", devices: e.devices, tookMs: e.tookMs }
+        : { state: "refused", message: e.message, devices: e.devices ?? [] };
       return;
     case "queue":
       m.queue.tracks.value = e.tracks as TrackInfo[];
@@ -226,6 +238,7 @@ function resetSession(m: Models) {
   s.maxPeers.value = 0;
   s.clock.value = null;
   s.clicks.value = false;
+  m.calibration.state.value = { state: "idle" };
   s.transport.value = { state: "stopped" };
   s.next.value = null;
   m.queue.tracks.value = [];

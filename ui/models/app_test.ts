@@ -1,16 +1,23 @@
 import assert from "node:assert/strict";
-import type { Command, EngineEvent } from "../../session/commands.ts";
+import type { CalibratedDevice, Command, EngineEvent } from "../../session/commands.ts";
 import type { TrackInfo } from "../../session/protocol.ts";
 import type { UiClient } from "../client.ts";
 import { offsetFrom } from "../client.ts";
 import { qrPath } from "../components/qr_path.ts";
 import { modelsFor } from "./app.ts";
+import {
+  calibrationBlocker,
+  calibrationProgress,
+  doneSentence,
+  runningLine,
+} from "./calibration.ts";
 import { positionAt } from "./session.ts";
 
 /** A client whose events the test emits and whose commands it reads back. */
 function fakeClient() {
   const listeners = new Set<(e: EngineEvent) => void>();
   const sent: Command[] = [];
+  const clock = { nowMs: 0 };
   const client: UiClient = {
     connected: { value: true },
     send: (c) => void sent.push(c),
@@ -19,10 +26,10 @@ function fakeClient() {
       return () => listeners.delete(fn);
     },
     upload: () => Promise.resolve(null),
-    hostNowMs: () => 0,
+    hostNowMs: () => clock.nowMs,
   };
   const emit = (e: EngineEvent) => listeners.forEach((fn) => fn(e));
-  return { client, sent, emit };
+  return { client, sent, emit, clock };
 }
 
 const track = (n: number, title = `Song ${n}`): TrackInfo => ({
@@ -264,4 +271,92 @@ Deno.test("the click test's state follows the engine and ends with the session",
   emit({ type: "clicks", on: true });
   emit({ type: "home", hostName: "", peerName: "Sam", sessionName: "", address: "", port: 7420 });
   assert.equal(m.session.clicks.value, false, "a new session starts without ticks");
+});
+
+const measured = (
+  name: string,
+  latencyMs: number | null,
+  delayBeforeMs: number,
+  delayMs: number,
+): CalibratedDevice => ({
+  name,
+  host: name === "Alex",
+  heard: latencyMs !== null,
+  latencyMs,
+  confidence: latencyMs === null ? 0.05 : 0.9,
+  delayBeforeMs,
+  delayMs,
+});
+
+Deno.test("a calibration runs from the host time it was seen, then shows what was set", () => {
+  const { client, emit, clock } = fakeClient();
+  const { models: m } = modelsFor(client);
+  emit({ type: "session", role: "host", session: "Jam", name: "Alex", port: 7420 });
+  assert.equal(m.calibration.state.value.state, "idle");
+  assert.equal(
+    calibrationBlocker(m.calibration.state.value, 0),
+    "Calibration needs at least one other device.",
+  );
+  assert.equal(calibrationBlocker(m.calibration.state.value, 2), null);
+
+  clock.nowMs = 50_000;
+  emit({
+    type: "calibration",
+    state: "running",
+    devices: ["Alex", "Sam", "Kim"],
+    expectedMs: 6000,
+  });
+  const running = m.calibration.state.value;
+  assert.deepEqual(running, {
+    state: "running",
+    devices: ["Alex", "Sam", "Kim"],
+    startedAtMs: 50_000,
+    expectedMs: 6000,
+  });
+  assert.equal(runningLine(["Alex", "Sam", "Kim"], 6000), "Listening… Alex, Sam, Kim — about 6 s");
+  assert.equal(calibrationProgress(running, 53_000), 0.5);
+  assert.equal(calibrationProgress(running, 90_000), 0.95, "it never claims to be finished");
+  assert.equal(calibrationProgress(running, 49_000), 0);
+  assert.equal(calibrationBlocker(running, 2), "Calibration is running.");
+
+  const devices = [
+    measured("Alex", 0, 0, 0),
+    measured("Sam", 41.23, 0, 41.23),
+    measured("Kim", 180, 20, 180),
+  ];
+  emit({ type: "calibration", state: "done", devices, tookMs: 6400 });
+  const done = m.calibration.state.value;
+  assert.deepEqual(done, { state: "done", devices, tookMs: 6400 });
+  assert.equal(calibrationProgress(done, 0), 1);
+  assert.equal(calibrationBlocker(done, 2), null, "the host may calibrate again");
+  assert.equal(doneSentence(devices), "All 3 devices now meet at the microphone.");
+  assert.equal(
+    doneSentence([measured("Alex", 0, 0, 0), measured("Sam", 0.2, 3, 3)]),
+    "Both devices already met at the microphone; no delay changed.",
+  );
+});
+
+Deno.test("a refused calibration keeps its sentence and what was measured", () => {
+  const { client, emit } = fakeClient();
+  const { models: m } = modelsFor(client);
+  emit({ type: "calibration", state: "running", devices: ["Alex", "Sam"], expectedMs: 4000 });
+  const devices = [measured("Alex", 0, 0, 0), measured("Sam", null, 12, 12)];
+  const message = "Calibration changed nothing: the microphone did not hear Sam.";
+  emit({ type: "calibration", state: "refused", message, devices });
+  assert.deepEqual(m.calibration.state.value, { state: "refused", message, devices });
+  emit({ type: "calibration", state: "refused", message: "No microphone." });
+  assert.deepEqual(m.calibration.state.value, {
+    state: "refused",
+    message: "No microphone.",
+    devices: [],
+  });
+});
+
+Deno.test("a calibration's result ends with the session", () => {
+  const { client, emit } = fakeClient();
+  const { models: m } = modelsFor(client);
+  emit({ type: "session", role: "host", session: "Jam", name: "Alex", port: 7420 });
+  emit({ type: "calibration", state: "running", devices: ["Alex", "Sam"], expectedMs: 4000 });
+  emit({ type: "home", hostName: "Alex", peerName: "", sessionName: "", address: "", port: 7420 });
+  assert.deepEqual(m.calibration.state.value, { state: "idle" }, "a new jam starts uncalibrated");
 });
