@@ -5,13 +5,16 @@
  * namespaces (needs root, pulseaudio, sox, lame, iproute2). Scenarios: chain (validates the
  * measuring chain), lan, wan, transport, latejoin, evening (a queue of seven tracks with a
  * crash, a rejoin and a song request), browser (Chromium and Firefox pages against a native
- * host: sync, page opened → in-sync sound, tab memory; WebKitGTK shorter), long (10 minutes).
+ * host: sync, page opened → in-sync sound, tab memory; WebKitGTK shorter), long (10 minutes),
+ * snapcast (Snapcast's snapserver and three snapclients on the lan rig; after a lan in the same
+ * run its line ends with the ratio against PhaseLock).
  * For each it prints a one-line summary, then all results as JSON, and writes
  * DIR/sync-SCENARIO.svg (error over time per device pair; some scenarios add
  * DIR/sync-SCENARIO-NAME.svg) and DIR/sync.json, which keeps the latest result of every
  * scenario (those not run this time stay as they were).
  */
 import { errorPlotSvg } from "./plot.ts";
+import { convergedAfterSec, IN_SYNC_MS, startSpreadMs } from "./snapcast.ts";
 import {
   BROWSER_GOALS,
   runScenario,
@@ -23,7 +26,11 @@ import {
 const f = (v: number | null | undefined, d = 3) =>
   v === null || v === undefined || Number.isNaN(v) ? "n/a" : v.toFixed(d);
 
-export function summaryLine(r: ScenarioResult): string {
+/**
+ * One line of figures for a result; `lan`, the latest lan result of the same run, gives the
+ * snapcast line its comparison with PhaseLock.
+ */
+export function summaryLine(r: ScenarioResult, ctx: { lan?: ScenarioResult } = {}): string {
   const o = r.overall;
   const parts = [
     `${o.windows} windows`,
@@ -63,6 +70,7 @@ export function summaryLine(r: ScenarioResult): string {
     );
   }
   if (r.scenario === "browser") parts.push(...browserSummary(fig));
+  if (r.scenario === "snapcast") parts.push(...snapcastSummary(r, ctx.lan));
   const steps = Math.max(0, ...r.pairs.map((p) => p.maxStepMs));
   if (r.scenario === "long") parts.push(`largest step ${f(steps)} ms`);
   if (r.processes.length) {
@@ -72,6 +80,38 @@ export function summaryLine(r: ScenarioResult): string {
     );
   }
   return `${r.scenario}: ${parts.join(", ")}`;
+}
+
+/** Start spread and convergence, beside PhaseLock's (same rig, length and track) if lan ran. */
+function snapcastSummary(r: ScenarioResult, lan?: ScenarioResult): string[] {
+  const converged = (s: number | null) => s === null ? "never" : `${f(s, 1)} s`;
+  const perClient = (what: string) =>
+    Object.entries(r.figures).filter(([k]) => k.startsWith(`${what}_`)).map(([, v]) => f(v, 0))
+      .join("/");
+  const beside = (v: string) => lan ? ` (PhaseLock ${v})` : "";
+  const out = [
+    `start spread ${f(r.figures.startSpreadMs, 2)} ms${
+      beside(`${f(lan && startSpreadMs(lan.pairs), 2)} ms`)
+    }`,
+    `all pairs within ${IN_SYNC_MS} ms for good after ${converged(r.figures.convergedAfterSec)}${
+      beside(converged(lan ? convergedAfterSec(lan.pairs) : null))
+    }`,
+    `snapclient underflows ${perClient("underflows")}, position jumps ${perClient("resyncs")}`,
+  ];
+  if (lan) {
+    const ratio = r.overall.p95Ms / lan.overall.p95Ms;
+    const verdict = !Number.isFinite(ratio)
+      ? "no ratio"
+      : ratio >= 1
+      ? `${f(ratio, 1)}× worse`
+      : `${f(1 / ratio, 1)}× better`;
+    out.push(
+      `Snapcast p95 ${f(r.overall.p95Ms, 2)} ms vs PhaseLock ${
+        f(lan.overall.p95Ms, 2)
+      } ms: ${verdict}`,
+    );
+  }
+  return out;
 }
 
 /** The browser scenario's figures, each beside its goal. */
@@ -185,9 +225,10 @@ if (import.meta.main) {
         log: (l) => console.error(`  ${l}`),
       });
       results.push(r);
+      const system = name === "snapcast" ? "Snapcast" : "PhaseLock";
       await Deno.writeTextFile(
         `${out}/sync-${name}.svg`,
-        errorPlotSvg(`PhaseLock sync — ${name}: inter-device lag per pair`, r.pairs),
+        errorPlotSvg(`${system} sync — ${name}: inter-device lag per pair`, r.pairs),
       );
       for (const p of r.plots ?? []) {
         await Deno.writeTextFile(
@@ -195,7 +236,7 @@ if (import.meta.main) {
           errorPlotSvg(p.title, p.pairs, p.xLabel),
         );
       }
-      const line = summaryLine(r);
+      const line = summaryLine(r, { lan: results.findLast((x) => x.scenario === "lan") });
       lines.push(line);
       console.log(line);
       console.error(`  (${((performance.now() - t0) / 1000).toFixed(0)} s)`);

@@ -27,6 +27,7 @@ import { makeNoiseMp3 } from "../tests/harness/tracks.ts";
 import { findTrackStart, lagSeries, percentile } from "../tests/harness/xcorr.ts";
 import { decodeMp3 } from "../audio/decode.ts";
 import { browserProcesses, pageProcesses, type ProcMemory, tabProcess } from "./browser_procs.ts";
+import { snapcastScenario } from "./snapcast.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +36,7 @@ const realNow = () => performance.timeOrigin + performance.now();
 export type ScenarioName =
   | "chain"
   | "lan"
+  | "snapcast"
   | "wan"
   | "long"
   | "transport"
@@ -44,6 +46,7 @@ export type ScenarioName =
 export const SCENARIOS: ScenarioName[] = [
   "chain",
   "lan",
+  "snapcast",
   "wan",
   "transport",
   "latejoin",
@@ -314,7 +317,8 @@ export function pairOf(pair: string, series: PairResult["series"]): PairResult {
   };
 }
 
-function overall(pairs: PairResult[]) {
+/** Figures over every window of every pair. */
+export function overall(pairs: PairResult[]): ScenarioResult["overall"] {
   const abs = pairs.flatMap((p) => p.series.map((s) => Math.abs(s.lagMs)));
   return {
     windows: abs.length,
@@ -478,6 +482,9 @@ function driftReports(
 
 // ---------------- scenarios ----------------
 
+/** The `lan` scenario's default length; `snapcast` runs as long, to compare. */
+export const LAN_SECONDS = 20;
+
 const SKEWS = [
   { offsetMs: 3200, skewPpm: 80 },
   { offsetMs: -1700, skewPpm: -80 },
@@ -492,8 +499,9 @@ export async function runScenario(
   if (name === "chain") return await measuringChain(opts);
   if (name === "evening") return await evening(opts);
   if (name === "browser") return await browserPeers(opts);
+  if (name === "snapcast") return await snapcastScenario(opts);
   const seconds = opts.seconds ??
-    { lan: 20, wan: 20, long: 600, transport: 0, latejoin: 12 }[name];
+    { lan: LAN_SECONDS, wan: 20, long: 600, transport: 0, latejoin: 12 }[name];
   const trackSec = name === "long" ? seconds + 20 : Math.max(30, seconds + 15);
   const trackA = await noiseTrack(cacheDir, "a", trackSec);
   const trackB = name === "transport" ? await noiseTrack(cacheDir, "b", 20) : null;

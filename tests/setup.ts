@@ -21,6 +21,9 @@ const PACKAGES: { name: string; present: { bin?: string; lib?: string; file?: st
   // The sync benchmark, the speaker test and assets/make_demo.ts make their own tracks.
   { name: "sox", present: { bin: "sox" } },
   { name: "lame", present: { bin: "lame" } },
+  // The benchmark's snapcast scenario: Snapcast's server and client on the same rig as lan.
+  { name: "snapserver", present: { bin: "snapserver" } },
+  { name: "snapclient", present: { bin: "snapclient" } },
   // Browser peers and the web UI: Debian's Chromium driven by playwright-core.
   { name: "chromium", present: { file: "/usr/bin/chromium" } },
   // Browser peers on the other engines: Firefox ESR (puppeteer-core over WebDriver BiDi) and
