@@ -3,12 +3,22 @@
  * per simulated device, and a remap sink `devK` per device feeding channel auxK. Recording the
  * bus monitor gives every device's output in one stream, so the recorder's own timing cancels
  * out of inter-device comparisons.
+ *
+ * The room's microphone ({@link PrivatePulse.micSource}, also the default source) is the bus
+ * monitor itself, recorded in mono: the server mixes every device's channel into it, as one
+ * microphone hears every speaker in a room. Not a `module-remap-source` on the monitor: its
+ * latency reports are clamped at 0 and name the end of each 10 ms block the bus renders, so
+ * its capture times are late by 0–10 ms and fitting them left the clock 50–100 ppm out
+ * (measured: arrivals 4 s apart off by 0.1–0.35 ms); the monitor's reports carry the bus's
+ * own latency and fit to ~5 ppm (0.01–0.02 ms over 4 s).
  */
 export interface PrivatePulse {
   dir: string;
   /** Environment for a client process that should play into device `k`. */
   env(k?: number): Record<string, string>;
   devices: number;
+  /** The source that hears every device (record it in mono to mix them): the room's microphone. */
+  micSource: string;
   stop(): Promise<void>;
 }
 
@@ -24,6 +34,7 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
         `load-module module-remap-sink sink_name=dev${k} master=bus master_channel_map=aux${k} channel_map=mono remix=no`,
     ),
     "set-default-sink dev0",
+    "set-default-source bus.monitor",
   ];
   await Deno.writeTextFile(`${dir}/my.pa`, lines.join("\n") + "\n");
   await Deno.writeTextFile(
@@ -75,6 +86,7 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
   return {
     dir,
     devices,
+    micSource: "bus.monitor",
     env: (k = 0) => ({ ...base, PULSE_SINK: `dev${k}` }),
     async stop() {
       try {
