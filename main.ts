@@ -37,6 +37,7 @@ from a browser at the address printed on stderr (also joinUrl in the session eve
   --audio BACKEND           auto | pulse | portaudio | null | wav (default auto)
   --wav-out FILE            output file for --audio wav
   --no-advertise            do not announce the jam by mDNS
+  --mic SOURCE              microphone for calibrate (a PulseAudio source; default input)
   --cache-dir DIR           where accepted song requests are kept
   --speaker-delay-ms MS     this device's speaker latency, 0–500 (remembered per device)
   --channel MODE            stereo | left | right | mono (remembered per device)
@@ -53,7 +54,8 @@ move FROM TO, remove N (positions as listed by queue, from 1), inbox, accept ID,
 retry PEER, skip-peer PEER, volume 0..1, mute, unmute, delay MS, channel MODE,
 channel PEER MODE, clicks on|off (the click test: every device ticks each second, for 60 s),
 probe [PEER] (calibration: that device, or this one, plays a 250 ms chirp a second from now),
-status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
+calibrate [PEER|all] (the microphone hears every device; speaker delays are set so all are
+heard together there), status, quit — or JSON, e.g. {"cmd":"seek","seconds":42}.`,
   join: `phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME [options]
 
 Joins a jam directly or by LAN discovery (the first jam, or the first named SESSION).
@@ -94,6 +96,7 @@ Opens the PhaseLock window on its Home screen: create a jam or join one.
   --print-url               with a window: also print the UI's address (as --no-window does)
   --no-discover             do not look for jams on the LAN
   --no-advertise            do not announce created jams on the LAN
+  --mic SOURCE              microphone for Calibrate (a PulseAudio source; default input)
   --sim-clock-offset-ms MS  testing aid: make this process's clock wrong by MS
   --sim-clock-skew-ppm PPM  testing aid: make this process's clock run PPM fast
   --sim-output-latency-ms MS  testing aid: this device sounds MS late without knowing it
@@ -131,6 +134,7 @@ const SPECS: Record<string, Spec> = {
     "max-peers": "number",
     "no-advertise": "boolean",
     "cache-dir": "string",
+    mic: "string",
   },
   join: { ...COMMON, discover: "optional-string", "cache-dir": "string" },
   list: { help: "boolean", "timeout-ms": "number" },
@@ -144,6 +148,7 @@ const SPECS: Record<string, Spec> = {
     bind: "string",
     "max-peers": "number",
     "cache-dir": "string",
+    mic: "string",
   },
 };
 

@@ -39,6 +39,8 @@ export interface AppOptions {
   maxPeers?: number;
   /** The page browsers open to join a created jam (served at `/` on its port). */
   peerPage?: () => Promise<PeerPageAssets>;
+  /** The microphone a created jam calibrates with (`--mic`; default: the default input). */
+  mic?: string;
 }
 
 export interface AppComponents {
@@ -238,6 +240,7 @@ export class AppController {
         maxPeers: this.opts.maxPeers,
         peerPage: this.opts.peerPage,
         requestDir: this.opts.cacheDir("requests"),
+        mic: this.opts.mic,
         ...this.#output,
       },
       this.parts.clock(),

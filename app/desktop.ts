@@ -46,6 +46,7 @@ export async function runApp(flags: Record<string, unknown>, logFile: LogFile): 
     discover: !flags["no-discover"],
     advertise: !flags["no-advertise"],
     maxPeers: maxPeersOf(flags),
+    mic: flags.mic as string | undefined,
   };
   const withWindow = !flags["no-window"];
   if (withWindow) {

@@ -97,6 +97,7 @@ export async function runHost(
       maxPeers,
       peerPage: page,
       requestDir: cacheDir(flags, "requests"),
+      mic: flags.mic as string | undefined,
       ...outputOf(flags),
     },
     clockOf(flags),

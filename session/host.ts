@@ -15,7 +15,12 @@ import { Advertiser, lanAddresses } from "../net/discovery.ts";
 import type { LocalClock } from "../net/local_clock.ts";
 import { sha256Hex } from "../net/transfer.ts";
 import { createApp, type PeerPageAssets } from "../server/http.ts";
-import { type ChannelMode, type Command, type EngineEvent } from "./commands.ts";
+import {
+  type CalibratedDevice,
+  type ChannelMode,
+  type Command,
+  type EngineEvent,
+} from "./commands.ts";
 import { Distribution } from "./distribution.ts";
 import { Inbox } from "./inbox.ts";
 import { PeerSet } from "./peers.ts";
@@ -23,6 +28,8 @@ import { MAX_QUEUE_TRACKS, queueEvent, TrackQueue } from "./queue.ts";
 import { Transport } from "./transport.ts";
 import { DeviceControls, type DeviceSettings, type SettingsStore } from "./device_settings.ts";
 import { type HostToPeer, MAX_PEERS, MAX_PEERS_LIMIT, type TrackInfo } from "./protocol.ts";
+import { measureProbes, planCalibration, verdict } from "./calibration.ts";
+import { type MicSession, startMic } from "../audio/mic.ts";
 
 export { BASE_LEAD_MS } from "./transport.ts";
 
@@ -79,6 +86,8 @@ export interface HostOptions {
   settings?: SettingsStore;
   /** How long the click test runs before it stops by itself (default {@link CLICK_TEST_MS}). */
   clickTestMs?: number;
+  /** The microphone `calibrate` records (a PulseAudio source name); absent: the default input. */
+  mic?: string;
 }
 
 /** The host engine: session, queue, transport, file sharing and its own local playback. */
@@ -104,6 +113,7 @@ export class HostEngine {
   /** The jam's click test: on for every device, or off. */
   #clicks = false;
   #clicksTimer: ReturnType<typeof setTimeout> | undefined;
+  #calibrating = false;
 
   constructor(
     readonly opts: HostOptions,
@@ -334,6 +344,8 @@ export class HostEngine {
         return this.#setClicks(c.on);
       case "probe":
         return this.#probe(c.peer);
+      case "calibrate":
+        return this.#calibrate(c.peer);
       case "status":
         return this.#status();
       case "quit":
@@ -549,6 +561,94 @@ export class HostEngine {
     }
     this.#peers.send(p, { type: "probe", atHostMs });
     this.emit({ type: "probe", device: name, atHostMs });
+  }
+
+  /**
+   * Calibration: the host's device and each peer (or the one named) play the probe in turn
+   * while the host's microphone records; speaker delays are then set so that all of them are
+   * heard together at the microphone (session/calibration.ts). One at a time; a refusal
+   * changes nothing.
+   */
+  async #calibrate(only?: string): Promise<void> {
+    const refuse = (message: string, devices?: CalibratedDevice[]) =>
+      this.emit({ type: "calibration", state: "refused", message, devices });
+    if (this.#calibrating) return refuse("A calibration is already running.");
+    const peers = this.#peers.all().filter((p) =>
+      only === undefined || p.name.toLowerCase() === only.toLowerCase()
+    );
+    if (only !== undefined && peers.length === 0) {
+      return refuse(`No peer is called "${only}".`);
+    }
+    only = peers.length === 1 && only !== undefined ? peers[0].name : only;
+    if (peers.length === 0) {
+      return refuse(
+        "Calibration needs at least one other device: it sets each device's delay against the others.",
+      );
+    }
+    this.#calibrating = true;
+    const began = performance.now();
+    let mic: MicSession | null = null;
+    try {
+      try {
+        mic = await startMic({ source: this.opts.mic ?? null });
+      } catch (e) {
+        return refuse(`Calibration needs the host's microphone. ${(e as Error).message}`);
+      }
+      const plan = planCalibration([
+        { name: this.opts.name, host: true, delayMs: this.#device.settings.speakerDelayMs },
+        ...peers.map((p) => ({
+          name: p.name,
+          host: false,
+          delayMs: p.settings.speakerDelayMs,
+        })),
+      ], this.clock.now());
+      this.emit({
+        type: "calibration",
+        state: "running",
+        devices: plan.probes.map((p) => p.name),
+        expectedMs: plan.endHostMs - this.clock.now(),
+      });
+      for (const p of plan.probes) {
+        if (p.host) this.#output.playProbe(p.atHostMs);
+        else {
+          const peer = this.#peers.named(p.name);
+          if (peer) this.#peers.send(peer, { type: "probe", atHostMs: p.atHostMs });
+        }
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, plan.endHostMs - this.clock.now())));
+      const rec = await mic.stop();
+      mic = null;
+      const clock = this.clock;
+      const v = verdict(
+        measureProbes({
+          rateHz: rec.rateHz,
+          samples: rec.samples,
+          hostMsOf: (i) => clock.fromReal(rec.localMsOf(i)),
+          indexAt: (h) => rec.indexAt(clock.toReal(h)),
+        }, plan),
+        only,
+      );
+      if (!v.ok) return refuse(v.message, v.devices);
+      for (const d of v.devices) {
+        if (d.delayMs === d.delayBeforeMs) continue;
+        if (d.host) await this.#device.setDelay(d.delayMs);
+        else {
+          const peer = this.#peers.named(d.name);
+          if (peer) this.#peers.send(peer, { type: "delay", speakerDelayMs: d.delayMs });
+        }
+      }
+      this.emit({
+        type: "calibration",
+        state: "done",
+        devices: v.devices,
+        tookMs: Math.round(performance.now() - began),
+      });
+    } catch (e) {
+      refuse(`Calibration failed: ${(e as Error).message}`);
+    } finally {
+      if (mic) await mic.stop().catch(() => {});
+      this.#calibrating = false;
+    }
   }
 
   #assign(name: string, channel: ChannelMode) {

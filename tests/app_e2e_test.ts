@@ -28,11 +28,17 @@ declare const DataTransfer: new () => { items: { add(f: File): void } };
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** The app without a window; resolves with its UI address once it prints it. */
-async function startApp(tmp: string, name: string, env: Record<string, string>, audio = "pulse") {
+async function startApp(
+  tmp: string,
+  name: string,
+  env: Record<string, string>,
+  audio = "pulse",
+  extra: string[] = [],
+) {
   const p = new AppProcess([
     ...["--no-window", "--audio", audio, "--bind", "127.0.0.1", "--no-discover", "--no-advertise"],
     ...["--config-dir", `${tmp}/${name}-cfg`, "--cache-dir", `${tmp}/${name}-cache`],
-    ...["--log-file", `${tmp}/${name}.log`],
+    ...["--log-file", `${tmp}/${name}.log`, ...extra],
   ], { env });
   const ui = await p.waitFor((e) => e.type === "ui", 30000, `${name}'s UI address`);
   return { p, url: ui.url as string };
@@ -57,7 +63,8 @@ Deno.test({
       const names = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"];
       const files = names.map((n) => `${tmp}/${n}.mp3`);
       await Promise.all(files.map((f, i) => makeNoiseMp3(f, i === 0 ? 14 : 5)));
-      const host = await startApp(tmp, "host", pulse.env(0));
+      // The rig's microphone (every device's sound, mixed to mono) is the host's.
+      const host = await startApp(tmp, "host", pulse.env(0), "pulse", ["--mic", pulse.micSource]);
       procs.push(host.p);
       const page = await browser.page(host.url);
 
@@ -170,6 +177,37 @@ Deno.test({
       );
       await page.locator(".track.playing", { hasText: "Bravo" }).waitFor();
       const recording = await rec.stop();
+
+      // Calibrate by clicking, paused (a quiet room): the microphone hears the host's chirp,
+      // then Sam's; the table shows both and what was set. After the sync measurement above,
+      // which is about the clocks, not about a delay set while Sam's clock was young.
+      const pausedBefore = peer.count((e) => e.type === "paused");
+      await page.getByRole("button", { name: "Pause" }).click();
+      await peer.waitFor(
+        () => peer.count((e) => e.type === "paused") > pausedBefore,
+        5000,
+        "paused",
+      );
+      await page.getByRole("button", { name: "Calibrate" }).click();
+      const calibration = page.getByRole("region", { name: "Calibration" });
+      await calibration.getByText(/meet at the microphone|met at the microphone/)
+        .waitFor({ timeout: 20000 });
+      // One row per device, host first. Both play into one sound server: what the microphone
+      // tells apart is the peer's clock error through the link emulator (a fraction of a ms).
+      const rows = await calibration.locator("tbody tr").allInnerTexts();
+      assertEquals(rows.length, 2, rows.join(" | "));
+      assertTrue(/^Alex/.test(rows[0]) && /^Sam/.test(rows[1]), rows.join(" | "));
+      for (const r of rows) {
+        const latency = Number(/(-?\d+\.\d) ms/.exec(r)?.[1]);
+        assertTrue(latency >= 0 && latency < 3, `latency in "${r}"`);
+      }
+      const playsBefore = peer.count((e) => e.type === "playing");
+      await page.getByRole("button", { name: "Play" }).click();
+      await peer.waitFor(
+        () => peer.count((e) => e.type === "playing") > playsBefore,
+        5000,
+        "playing again",
+      );
 
       // The keyboard: "?" lists the shortcuts; Space, →, N and M do what it says.
       await page.keyboard.press("?");

@@ -7,7 +7,7 @@
 import { Buffer } from "node:buffer";
 import type { Page } from "playwright-core";
 import { assertEquals, assertNear, assertTrue } from "./assert.ts";
-import { findArrival, heard, makeChirp } from "../audio/arrival.ts";
+import type { CalibratedDevice } from "../session/commands.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { hostProcess, peerProcess, rawPeer } from "./harness/jam.ts";
 import { type Engine, type OpenedPage, openPage } from "./harness/pages.ts";
@@ -24,12 +24,16 @@ const nowMs = () => performance.timeOrigin + performance.now();
 /** Play time before a page's lag is held to its bound (its timing is reported, not asserted). */
 const SETTLE_MS = 8000;
 
-async function startJam(devices: number, tracks: { name: string; seconds: number }[]) {
+async function startJam(
+  devices: number,
+  tracks: { name: string; seconds: number }[],
+  hostArgs: string[] = [],
+) {
   const pulse = await startPulse(devices);
   const tmp = await Deno.makeTempDir({ prefix: "phaselock-browser-" });
   const files = tracks.map((t) => `${tmp}/${t.name}.mp3`);
   await Promise.all(files.map((f, i) => makeNoiseMp3(f, tracks[i].seconds)));
-  const { p: host, port } = hostProcess(["--log-file", `${tmp}/host.log`], {
+  const { p: host, port } = hostProcess(["--log-file", `${tmp}/host.log`, ...hostArgs], {
     env: pulse.env(0),
     audio: "pulse",
   });
@@ -290,7 +294,9 @@ Deno.test({
         const { jam, page } = c;
         await join(page, jam.url, c.name);
         await readyOn(jam.host, c.name);
-        await sleep(3000);
+        // A young page's timing swings for its first seconds (a CI run: 26 ms when played 3 s
+        // after joining); the changes below are what this test is about.
+        await sleep(SETTLE_MS);
         await jam.host.send("play");
         await sleep(3000);
         const paused = await command(jam.host, "pause", (e) => e.type === "paused");
@@ -334,7 +340,12 @@ Deno.test({
         }
         const p95 = percentile(lags.map((l) => Math.abs(l.lagMs)), 95);
         console.log(`pause/seek/skip: ${lags.length} windows, |lag| p95 ${p95.toFixed(2)} ms`);
-        assertTrue(p95 <= 10, `the browser is ${p95.toFixed(2)} ms off the host`);
+        assertTrue(
+          p95 <= 10,
+          `the browser is ${p95.toFixed(2)} ms off the host: ${
+            lags.map((l) => `${l.atSec.toFixed(1)}s:${l.lagMs.toFixed(1)}`).join(" ")
+          }`,
+        );
         assertEquals(c.browser.consoleErrors(), []);
       },
     );
@@ -464,18 +475,49 @@ Deno.test({
   },
 });
 
+/** Runs `pactl` against the test's sound server; throws with its words if it fails. */
+async function pactl(pulse: PrivatePulse, ...args: string[]) {
+  const out = await new Deno.Command("pactl", { args, env: pulse.env(), stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`pactl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/**
+ * Device `k`'s lag behind the host (channel 0) in music between two recording times (s), each
+ * window compared with the host's channel moved by the `expectMs` it should lag: a window
+ * correlates poorly with a copy shifted by a large part of its length (120 ms here).
+ */
+function lagsBehind(
+  rec: BusRecording,
+  k: number,
+  expectMs: number,
+  fromSec: number,
+  toSec: number,
+) {
+  const shift = Math.round((expectMs / 1000) * rec.rateHz);
+  const [i0, i1] = [Math.round(fromSec * rec.rateHz), Math.round(toSec * rec.rateHz)];
+  return lagSeries(
+    rec.channels[0].subarray(i0, i1),
+    rec.channels[k].subarray(i0 + shift, i1 + shift),
+    { maxLagMs: 40, hopSec: 0.25 },
+  ).points.map((p) => p.lagMs + expectMs);
+}
+
 Deno.test({
-  name: "hidden output latency (testing aid): a native peer with --sim-output-latency-ms 37 " +
-    "and a Chromium page with ?simOutputLatencyMs=120 are heard that much late, in music and " +
-    "in the calibration probe each plays at the host's command",
+  name: "calibration by the host's microphone: a native peer with a hidden 37 ms latency and a " +
+    "Chromium page with a hidden 120 ms are heard that late; calibrate measures every device " +
+    "and sets delays that bring them together; a muted device makes it refuse and change nothing",
   ...opts,
   async fn() {
-    const jam = await startJam(3, [{ name: "Noise", seconds: 30 }]);
+    const jam = await startJam(3, [{ name: "Noise", seconds: 60 }], ["--mic", "bus.monitor"]);
     const rec = recordBus(jam.pulse);
+    const peerCfg = `${jam.tmp}/peer-cfg`;
     const peer = peerProcess(`127.0.0.1:${jam.port}`, "Slow speaker", `${jam.tmp}/peer`, {
       env: jam.pulse.env(1),
       audio: "pulse",
-      extra: ["--sim-output-latency-ms", "37"],
+      extra: ["--sim-output-latency-ms", "37", "--config-dir", peerCfg],
     });
     const browser = await launchChromium({ pulse: { env: jam.pulse.env(2) } });
     try {
@@ -484,69 +526,116 @@ Deno.test({
       await readyOn(jam.host, "Slow speaker");
       await readyOn(jam.host, "Slow phone");
       await sleep(4000); // the page's young context settles (as in the sync test above)
+      const report: string[] = [];
+
+      // Before: the hidden latencies are heard in the music.
       const started = await command(jam.host, "play", (e) => e.type === "playing");
-      await sleep(SETTLE_MS + 6000);
-      const stopped = await command(jam.host, "stop", (e) => e.type === "stopped");
-      // Calibration probes, one device at a time: the host's own, then each peer's.
-      const probes: number[] = [];
-      for (const line of ["probe", "probe Slow speaker", "probe Slow phone"]) {
-        const e = await command(jam.host, line, (e) => e.type === "probe");
-        probes.push(e.atHostMs as number);
-        await sleep(1500);
+      await sleep(SETTLE_MS + 4000);
+      const paused = await command(jam.host, "pause", (e) => e.type === "paused");
+
+      // Calibrate (paused: the room is quiet). The host hears itself first, then each peer.
+      const done = await command(
+        jam.host,
+        "calibrate",
+        (e) => e.type === "calibration" && e.state !== "running",
+      );
+      assertEquals(done.state, "done", JSON.stringify(done));
+      const cal = done.devices as CalibratedDevice[];
+      const by = Object.fromEntries(cal.map((d) => [d.name, d]));
+      report.push(
+        `calibration in ${done.tookMs} ms: ` +
+          cal.map((d) =>
+            `${d.name} ${d.latencyMs?.toFixed(2)} ms (${d.confidence}) → delay ${d.delayMs}`
+          ).join(", "),
+      );
+      // Relative to the quickest device (the host): 37 and 120 ms, and Chromium's own error.
+      assertNear(by.Alex.latencyMs!, 0, 0.01, "the host is the quickest");
+      assertNear(by["Slow speaker"].latencyMs!, 37, 1, "the native peer's latency");
+      assertNear(by["Slow phone"].latencyMs!, 120, 10, "the page's latency");
+      for (const d of cal) assertNear(d.delayMs, d.latencyMs!, 0.01, `${d.name}'s delay`);
+      // Each peer applies its delay and reports it back; the native peer remembers it.
+      await jam.host.waitFor(
+        (e) =>
+          e.type === "peers" &&
+          (e.peers as { name: string; speakerDelayMs: number }[]).every((p) =>
+            Math.abs(p.speakerDelayMs - by[p.name].delayMs) < 0.01
+          ),
+        5000,
+        "the peers' new delays",
+      );
+      // Written just after the report: give the file a moment.
+      let kept: { speakerDelayMs: number }[] = [];
+      for (let i = 0; i < 20 && kept.length === 0; i++, await sleep(100)) {
+        const text = await Deno.readTextFile(`${peerCfg}/settings.json`).catch(() => "{}");
+        kept = Object.values(JSON.parse(text).devices ?? {});
       }
+      assertEquals(kept.length, 1, "the native peer remembers its device's settings");
+      assertNear(kept[0].speakerDelayMs, by["Slow speaker"].delayMs, 0.01, "remembered delay");
+
+      // After: resumed, every device is heard with the host.
+      const resumed = await command(jam.host, "resume", (e) => e.type === "playing");
+      await sleep(SETTLE_MS);
+      const ended = await command(jam.host, "pause", (e) => e.type === "paused");
+
+      // A muted device: calibration refuses, by name, and no delay changes.
+      await pactl(jam.pulse, "set-sink-mute", "dev1", "1");
+      const refused = await command(
+        jam.host,
+        "calibrate",
+        (e) => e.type === "calibration" && e.state !== "running",
+      );
+      assertEquals(refused.state, "refused", JSON.stringify(refused));
+      assertTrue(/did not hear Slow speaker/.test(`${refused.message}`), `${refused.message}`);
+      await sleep(500);
+      const peersNow = jam.host.events.filter((e) => e.type === "peers").at(-1)!
+        .peers as { name: string; speakerDelayMs: number }[];
+      for (const p of peersNow) {
+        assertNear(p.speakerDelayMs, by[p.name].delayMs, 0.01, `${p.name} kept its delay`);
+      }
+
       const recording = await rec.stop();
       const sec = (ms: number) => recording.sampleAt(ms) / recording.rateHz;
-      const [from, to] = [sec(started.atHostMs as number), sec(stopped.atHostMs as number)];
-      const report: string[] = [];
-      // Each probe's arrival on its device's channel, against where the recording's own fit of
-      // sample ↔ time expects it; the host's probe is the reference (the fit's offset cancels,
-      // its slope follows the sound server's clock).
-      const probe = makeChirp(recording.rateHz);
-      const lateMs = probes.map((atMs, k) => {
-        const expected = recording.sampleAt(atMs);
-        const a = findArrival(recording.channels[k], probe, {
-          from: expected - 0.1 * recording.rateHz,
-          to: expected + 0.4 * recording.rateHz,
-        });
-        assertTrue(heard(a), `device ${k}'s probe was not heard: ${JSON.stringify(a)}`);
-        return ((a.sample - expected) / recording.rateHz) * 1000;
-      });
-      const probeLate = lateMs.map((ms) => ms - lateMs[0]);
-      report.push(`probes: ${probeLate.map((ms) => ms.toFixed(2)).join(" / ")} ms late`);
-      assertNear(probeLate[1], 37, 1, "the native peer's probe");
-      assertNear(probeLate[2], 120, 10, "the Chromium page's probe");
-      // Music: the hidden latency shows (loosely: a native peer has been seen slewing off a
-      // 7 ms start error at ~1 ms/s here); the probes below measure it to the sample.
-      for (const [k, want, tol] of [[1, 37, 10], [2, 120, 10]]) {
-        // After the settling time, as in the sync test: a young page's timing swings at first.
-        // Compared against the host's channel moved by the expected lag: a window correlates
-        // poorly with a copy shifted by a large part of its length (120 ms here).
-        const settled = from + SETTLE_MS / 1000;
-        const shift = Math.round((want / 1000) * recording.rateHz);
-        const [i0, i1] = [
-          Math.round(settled * recording.rateHz),
-          Math.round(to * recording.rateHz),
-        ];
-        const lags = lagSeries(
-          recording.channels[0].subarray(i0, i1),
-          recording.channels[k].subarray(i0 + shift, i1 + shift),
-          { maxLagMs: 40 },
-        ).points.map((p) => p.lagMs + want);
-        assertTrue(lags.length >= 6, `device ${k}: ${lags.length} windows with sound on both`);
-        const median = percentile(lags, 50);
+      for (
+        const [k, name, hidden, tol] of [[1, "Slow speaker", 37, 10], [
+          2,
+          "Slow phone",
+          120,
+          10,
+        ]] as const
+      ) {
+        // Before (after the settling time: a young page's timing swings at first).
+        const before = lagsBehind(
+          recording,
+          k,
+          hidden,
+          sec(started.atHostMs as number) + SETTLE_MS / 1000,
+          sec(paused.atHostMs as number),
+        );
+        assertTrue(before.length >= 6, `${name}: ${before.length} windows before`);
+        const mb = percentile(before, 50);
+        // After: within a millisecond of the host, at the microphone (the bus is what it hears).
+        const after = lagsBehind(
+          recording,
+          k,
+          0,
+          sec(resumed.atHostMs as number) + 1,
+          sec(ended.atHostMs as number),
+        );
+        assertTrue(after.length >= 12, `${name}: ${after.length} windows after`);
+        const ma = percentile(after, 50);
+        const p95 = percentile(after.map(Math.abs), 95);
         report.push(
-          `device ${k}: median lag ${
-            median.toFixed(2)
-          } ms over ${lags.length} windows (hidden ${want} ms)`,
+          `${name}: before ${mb.toFixed(2)} ms late (hidden ${hidden}), after median ${
+            ma.toFixed(2)
+          } ms, p95 |lag| ${p95.toFixed(2)} ms over ${after.length} windows`,
         );
         assertTrue(
-          Math.abs(median - want) <= tol,
-          `device ${k} should be ${want} ms late, is ${median.toFixed(2)}: ${
-            lags.map((l) => l.toFixed(1)).join(" ")
-          }`,
+          Math.abs(mb - hidden) <= tol,
+          `${name} before: ${before.map((l) => l.toFixed(1))}`,
         );
+        assertTrue(Math.abs(ma) <= 1, `${name} after: ${after.map((l) => l.toFixed(2)).join(" ")}`);
       }
-      console.log(report.join("; "));
+      console.log(report.join("\n"));
       assertEquals(browser.consoleErrors(), []);
     } catch (e) {
       dump(jam.host);
