@@ -7,12 +7,15 @@
  * crash, a rejoin and a song request), browser (Chromium and Firefox pages against a native
  * host: sync, page opened → in-sync sound, tab memory; WebKitGTK shorter), long (10 minutes),
  * snapcast (Snapcast's snapserver and three snapclients on the lan rig; after a lan in the same
- * run its line ends with the ratio against PhaseLock).
+ * run its line ends with the ratio against PhaseLock), calibrate (five rounds of calibration by
+ * the host's microphone: a native peer and a Chromium page with hidden output latencies, each
+ * measured against the host before and after).
  * For each it prints a one-line summary, then all results as JSON, and writes
  * DIR/sync-SCENARIO.svg (error over time per device pair; some scenarios add
  * DIR/sync-SCENARIO-NAME.svg) and DIR/sync.json, which keeps the latest result of every
  * scenario (those not run this time stay as they were).
  */
+import { CALIBRATE_X_LABEL, calibrateSummary } from "./calibrate.ts";
 import { errorPlotSvg } from "./plot.ts";
 import { convergedAfterSec, IN_SYNC_MS, startSpreadMs } from "./snapcast.ts";
 import {
@@ -71,6 +74,7 @@ export function summaryLine(r: ScenarioResult, ctx: { lan?: ScenarioResult } = {
   }
   if (r.scenario === "browser") parts.push(...browserSummary(fig));
   if (r.scenario === "snapcast") parts.push(...snapcastSummary(r, ctx.lan));
+  if (r.scenario === "calibrate") parts.push(...calibrateSummary(fig));
   const steps = Math.max(0, ...r.pairs.map((p) => p.maxStepMs));
   if (r.scenario === "long") parts.push(`largest step ${f(steps)} ms`);
   if (r.processes.length) {
@@ -228,7 +232,11 @@ if (import.meta.main) {
       const system = name === "snapcast" ? "Snapcast" : "PhaseLock";
       await Deno.writeTextFile(
         `${out}/sync-${name}.svg`,
-        errorPlotSvg(`${system} sync — ${name}: inter-device lag per pair`, r.pairs),
+        errorPlotSvg(
+          `${system} sync — ${name}: inter-device lag per pair`,
+          r.pairs,
+          name === "calibrate" ? CALIBRATE_X_LABEL : undefined,
+        ),
       );
       for (const p of r.plots ?? []) {
         await Deno.writeTextFile(

@@ -4,7 +4,8 @@
  * in their own network namespaces on a bridge, runs real `phaselock` processes headless,
  * records the bus monitor, and measures the lag between every pair of devices by
  * cross-correlation over sliding windows. The `browser` scenario runs its host on loopback
- * instead, with Chromium, Firefox and WebKitGTK pages as peers (each on its own sink). Used by
+ * instead, with Chromium, Firefox and WebKitGTK pages as peers (each on its own sink), and so does
+ * `calibrate` (bench/calibrate.ts: a native peer and a Chromium page). Used by
  * `bench/sync.ts` and by the CI test.
  */
 import { launchChromium } from "../tests/harness/browser.ts";
@@ -27,6 +28,7 @@ import { makeNoiseMp3 } from "../tests/harness/tracks.ts";
 import { findTrackStart, lagSeries, percentile } from "../tests/harness/xcorr.ts";
 import { decodeMp3 } from "../audio/decode.ts";
 import { browserProcesses, pageProcesses, type ProcMemory, tabProcess } from "./browser_procs.ts";
+import { calibrateScenario } from "./calibrate.ts";
 import { snapcastScenario } from "./snapcast.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -42,7 +44,8 @@ export type ScenarioName =
   | "transport"
   | "latejoin"
   | "evening"
-  | "browser";
+  | "browser"
+  | "calibrate";
 export const SCENARIOS: ScenarioName[] = [
   "chain",
   "lan",
@@ -52,6 +55,7 @@ export const SCENARIOS: ScenarioName[] = [
   "latejoin",
   "evening",
   "browser",
+  "calibrate",
   "long",
 ];
 
@@ -500,6 +504,7 @@ export async function runScenario(
   if (name === "evening") return await evening(opts);
   if (name === "browser") return await browserPeers(opts);
   if (name === "snapcast") return await snapcastScenario(opts);
+  if (name === "calibrate") return await calibrateScenario(opts);
   const seconds = opts.seconds ??
     { lan: LAN_SECONDS, wan: 20, long: 600, transport: 0, latejoin: 12 }[name];
   const trackSec = name === "long" ? seconds + 20 : Math.max(30, seconds + 15);
