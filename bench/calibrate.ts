@@ -1,8 +1,9 @@
 /**
  * The sync benchmark's `calibrate` scenario: calibration by the host's microphone, on the jam of
  * the CI test (tests/browser_peer_test.ts, "calibration by the host's microphone"). A native host
- * records the room (`--mic room`: the private PulseAudio's bus mixed to mono, one microphone
- * hearing every speaker); a native peer hides 37 ms of output latency, a Chromium page 120 ms.
+ * records the room (`--mic bus.monitor`: the private PulseAudio's bus recorded in mono, one
+ * microphone hearing every speaker); a native peer hides 37 ms of output latency, a Chromium
+ * page 120 ms.
  *
  * Five rounds. Each starts from no delay anywhere: the host is told `delay 0`, and the peers are
  * fresh — a new native process with an empty config folder and a new browser context (empty
