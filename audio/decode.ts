@@ -10,8 +10,8 @@ export interface DecodeOptions {
   id: string;
   fileName: string;
   /**
-   * Sample type of the result: float32 (default, native devices) or int16 (browser peers: half
-   * the memory, and the float copy of the whole track never exists).
+   * Sample type of the result: float32 (the default) or int16 (what every device plays from:
+   * half the memory, and the float copy of the whole track never exists).
    */
   format?: "float32" | "int16";
   signal?: AbortSignal;

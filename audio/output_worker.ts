@@ -21,6 +21,14 @@ let speakerDelayMs = 0;
 /** Testing aid (`--sim-output-latency-ms`): content leaves this much late, as behind a slow speaker. */
 let hiddenLatencyMs = 0;
 
+/**
+ * How often the write loop wakes. Placement does not depend on it (every frame is placed by the
+ * device's timing reports), only how full the device's buffer is kept: 10 ms against the 70 ms
+ * the sink keeps ahead. Waking every 4 ms cost twice the CPU (5 % of a core while playing, against
+ * 2.5 %, null sink, measured in one run).
+ */
+const WAKE_MS = 10;
+
 const post = (m: unknown, transfer: Transferable[] = []) => self.postMessage(m, transfer);
 
 self.onmessage = async (ev: MessageEvent<ToWorker>) => {
@@ -122,7 +130,7 @@ async function loop() {
         aheadMs: ((written - (t?.frame ?? written)) * 1000) / s.rateHz,
       });
     }
-    await new Promise((r) => setTimeout(r, 4));
+    await new Promise((r) => setTimeout(r, WAKE_MS));
   }
   await s.close();
   post({ type: "closed" });

@@ -440,7 +440,7 @@ export class HostEngine {
     try {
       let pcm;
       try {
-        pcm = await decodeMp3(file.bytes, { id, fileName });
+        pcm = await decodeMp3(file.bytes, { id, fileName, format: "int16" });
       } catch (e) {
         return fail(
           e instanceof DecodeError
@@ -706,5 +706,5 @@ async function decodeAgain(t: HostTrack) {
   if (await sha256Hex(bytes) !== t.info.id) {
     throw new Error("the file changed since it was added");
   }
-  return await decodeMp3(bytes, { id: t.info.id, fileName: t.info.fileName });
+  return await decodeMp3(bytes, { id: t.info.id, fileName: t.info.fileName, format: "int16" });
 }

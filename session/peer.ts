@@ -407,6 +407,7 @@ export class PeerEngine {
       const pcm = await decodeMp3(await Deno.readFile(this.#paths.get(t.id)!), {
         id: t.id,
         fileName: t.fileName,
+        format: "int16",
       });
       if (!this.#wanted().includes(t.id)) return this.#report(t, "cached", 1);
       this.#output.addTrack(pcm);
