@@ -1,4 +1,5 @@
 import type { HostMap, SimClock } from "../net/local_clock.ts";
+import { releaseFreedMemorySoon } from "./release_memory.ts";
 import type { ChannelMode, Pcm, PlayerEvent, PlayerStats, Schedule } from "./player.ts";
 import type { SinkBackend } from "./sink.ts";
 
@@ -94,9 +95,11 @@ export class AudioOutput {
   addTrack(pcm: Pcm) {
     const buffers = new Set([pcm.left.buffer, pcm.right.buffer]) as Set<ArrayBuffer>;
     this.#send({ type: "track", pcm }, [...buffers]);
+    releaseFreedMemorySoon();
   }
   dropTrack(trackId: string) {
     this.#send({ type: "drop", trackId });
+    releaseFreedMemorySoon();
   }
   schedule(schedule: Schedule) {
     this.#send({ type: "schedule", schedule });
