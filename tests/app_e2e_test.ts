@@ -194,6 +194,8 @@ Deno.test({
         .waitFor({ timeout: 20000 });
       // One row per device, host first. Both play into one sound server: what the microphone
       // tells apart is the peer's clock error through the link emulator (a fraction of a ms).
+      const shots = Deno.env.get("PHASELOCK_SCREENSHOT_DIR");
+      if (shots) await page.screenshot({ path: `${shots}/calibration-real.png`, fullPage: true });
       const rows = await calibration.locator("tbody tr").allInnerTexts();
       assertEquals(rows.length, 2, rows.join(" | "));
       assertTrue(/^Alex/.test(rows[0]) && /^Sam/.test(rows[1]), rows.join(" | "));
