@@ -7,6 +7,13 @@
  */
 import { AudioDeviceError, realNowMs } from "./sink.ts";
 import {
+  PA_COMMON_SYMBOLS,
+  PA_FLOAT32,
+  PA_LONG,
+  PA_ULONG,
+  portAudioLibName,
+} from "./sinks/portaudio.ts";
+import {
   cstr,
   ERR_NOENTITY,
   FLAG_ADJUST_LATENCY,
@@ -286,23 +293,11 @@ class PulseCapture implements Capture {
   }
 }
 
-const ulong = Deno.build.os === "windows" ? "u32" : "u64";
 const PA_SYMBOLS = {
-  Pa_Initialize: { parameters: [], result: "i32" },
-  Pa_Terminate: { parameters: [], result: "i32" },
-  Pa_GetErrorText: { parameters: ["i32"], result: "pointer" },
-  Pa_OpenDefaultStream: {
-    parameters: ["buffer", "i32", "i32", ulong, "f64", ulong, "pointer", "pointer"],
-    result: "i32",
-  },
-  Pa_StartStream: { parameters: ["pointer"], result: "i32" },
-  Pa_StopStream: { parameters: ["pointer"], result: "i32" },
-  Pa_CloseStream: { parameters: ["pointer"], result: "i32" },
-  Pa_GetStreamReadAvailable: { parameters: ["pointer"], result: ulong === "u32" ? "i32" : "i64" },
-  Pa_ReadStream: { parameters: ["pointer", "buffer", ulong], result: "i32" },
-  Pa_GetStreamInfo: { parameters: ["pointer"], result: "pointer" },
+  ...PA_COMMON_SYMBOLS,
+  Pa_GetStreamReadAvailable: { parameters: ["pointer"], result: PA_LONG },
+  Pa_ReadStream: { parameters: ["pointer", "buffer", PA_ULONG], result: "i32" },
 } as const;
-const PA_FLOAT32 = 0x1;
 const PA_INPUT_OVERFLOWED = -9981;
 
 /**
@@ -337,7 +332,7 @@ class PortAudioCapture implements Capture {
   static open(rateHz: number): PortAudioCapture {
     let dl: Deno.DynamicLibrary<typeof PA_SYMBOLS>;
     try {
-      dl = Deno.dlopen(paLibName(), PA_SYMBOLS);
+      dl = Deno.dlopen(portAudioLibName(), PA_SYMBOLS);
     } catch (e) {
       throw new AudioDeviceError(
         `Cannot use the microphone: PortAudio is not installed (${(e as Error).message})`,
@@ -425,10 +420,4 @@ class PortAudioCapture implements Capture {
     pa.Pa_Terminate();
     this.dl.close();
   }
-}
-
-function paLibName(): string {
-  if (Deno.build.os === "windows") return "portaudio.dll";
-  if (Deno.build.os === "darwin") return "libportaudio.2.dylib";
-  return "libportaudio.so.2";
 }

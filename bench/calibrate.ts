@@ -27,7 +27,7 @@ import {
   recordBus,
   startPulse,
 } from "../tests/harness/pulse.ts";
-import { lagSeries, percentile } from "../tests/harness/xcorr.ts";
+import { lagsBehind, percentile } from "../tests/harness/xcorr.ts";
 import {
   noiseTrack,
   overall,
@@ -80,31 +80,6 @@ export function planMs(n: number): number {
     delayMs: 0,
   }));
   return planCalibration(devices, 0).endHostMs;
-}
-
-/**
- * Device `k`'s lag behind the host (channel 0) between two recording times (s). Each window is
- * compared with the host's channel moved by the lag it is expected to have: a 0.25 s window
- * correlates poorly with a copy shifted by half its length (120 ms here), so the search stays
- * within ±40 ms of the expectation.
- */
-function lagsBehind(
-  rec: BusRecording,
-  k: number,
-  expectMs: number,
-  fromSec: number,
-  toSec: number,
-): { atSec: number; lagMs: number }[] {
-  // Window times are seconds from `fromSec`.
-  const shift = Math.round((expectMs / 1000) * rec.rateHz);
-  const i0 = Math.max(0, Math.round(fromSec * rec.rateHz));
-  const i1 = Math.min(rec.channels[0].length - shift, Math.round(toSec * rec.rateHz));
-  if (i1 <= i0) return [];
-  return lagSeries(
-    rec.channels[0].subarray(i0, i1),
-    rec.channels[k].subarray(i0 + shift, i1 + shift),
-    { maxLagMs: 40, hopSec: 0.25 },
-  ).points.map((p) => ({ atSec: p.atSec, lagMs: p.lagMs + expectMs }));
 }
 
 /** What one round measured for one peer. */

@@ -14,7 +14,7 @@ import { type Engine, type OpenedPage, openPage } from "./harness/pages.ts";
 import type { AppProcess, Event } from "./harness/proc.ts";
 import { type BusRecording, type PrivatePulse, recordBus, startPulse } from "./harness/pulse.ts";
 import { makeNoiseMp3 } from "./harness/tracks.ts";
-import { lagSeries, percentile } from "./harness/xcorr.ts";
+import { lagsBehind, lagSeries, percentile } from "./harness/xcorr.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -484,27 +484,6 @@ async function pactl(pulse: PrivatePulse, ...args: string[]) {
   }
 }
 
-/**
- * Device `k`'s lag behind the host (channel 0) in music between two recording times (s), each
- * window compared with the host's channel moved by the `expectMs` it should lag: a window
- * correlates poorly with a copy shifted by a large part of its length (120 ms here).
- */
-function lagsBehind(
-  rec: BusRecording,
-  k: number,
-  expectMs: number,
-  fromSec: number,
-  toSec: number,
-) {
-  const shift = Math.round((expectMs / 1000) * rec.rateHz);
-  const [i0, i1] = [Math.round(fromSec * rec.rateHz), Math.round(toSec * rec.rateHz)];
-  return lagSeries(
-    rec.channels[0].subarray(i0, i1),
-    rec.channels[k].subarray(i0 + shift, i1 + shift),
-    { maxLagMs: 40, hopSec: 0.25 },
-  ).points.map((p) => p.lagMs + expectMs);
-}
-
 Deno.test({
   name: "calibration by the host's microphone: a native peer with a hidden 37 ms latency and a " +
     "Chromium page with a hidden 120 ms are heard that late; calibrate measures every device " +
@@ -610,7 +589,7 @@ Deno.test({
           hidden,
           sec(started.atHostMs as number) + SETTLE_MS / 1000,
           sec(paused.atHostMs as number),
-        );
+        ).map((w) => w.lagMs);
         assertTrue(before.length >= 6, `${name}: ${before.length} windows before`);
         const mb = percentile(before, 50);
         // After: within a millisecond of the host, at the microphone (the bus is what it hears).
@@ -620,7 +599,7 @@ Deno.test({
           0,
           sec(resumed.atHostMs as number) + 1,
           sec(ended.atHostMs as number),
-        );
+        ).map((w) => w.lagMs);
         assertTrue(after.length >= 12, `${name}: ${after.length} windows after`);
         const ma = percentile(after, 50);
         const p95 = percentile(after.map(Math.abs), 95);

@@ -13,7 +13,8 @@ import { AudioDeviceError, type AudioSink, realNowMs, type SinkTiming } from "..
  */
 
 const ulong = Deno.build.os === "windows" ? "u32" : "u64";
-const SYMBOLS = {
+/** What output and input share: the library, a default stream, its start, stop and info. */
+export const PA_COMMON_SYMBOLS = {
   Pa_Initialize: { parameters: [], result: "i32" },
   Pa_Terminate: { parameters: [], result: "i32" },
   Pa_GetErrorText: { parameters: ["i32"], result: "pointer" },
@@ -24,14 +25,20 @@ const SYMBOLS = {
   Pa_StartStream: { parameters: ["pointer"], result: "i32" },
   Pa_StopStream: { parameters: ["pointer"], result: "i32" },
   Pa_CloseStream: { parameters: ["pointer"], result: "i32" },
-  Pa_GetStreamWriteAvailable: { parameters: ["pointer"], result: ulong === "u32" ? "i32" : "i64" },
-  Pa_WriteStream: { parameters: ["pointer", "buffer", ulong], result: "i32" },
   Pa_GetStreamInfo: { parameters: ["pointer"], result: "pointer" },
 } as const;
+/** `unsigned long` and `signed long` of the platform's C ABI (32-bit on Windows). */
+export const PA_ULONG = ulong;
+export const PA_LONG = ulong === "u32" ? "i32" : "i64";
+export const PA_FLOAT32 = 0x1;
 
-const PA_FLOAT32 = 0x1;
+const SYMBOLS = {
+  ...PA_COMMON_SYMBOLS,
+  Pa_GetStreamWriteAvailable: { parameters: ["pointer"], result: PA_LONG },
+  Pa_WriteStream: { parameters: ["pointer", "buffer", ulong], result: "i32" },
+} as const;
 
-function libName(): string {
+export function portAudioLibName(): string {
   if (Deno.build.os === "windows") return "portaudio.dll";
   if (Deno.build.os === "darwin") return "libportaudio.2.dylib";
   return "libportaudio.so.2";
@@ -58,7 +65,7 @@ export class PortAudioSink implements AudioSink {
 
   open(): Promise<void> {
     try {
-      this.#dl = Deno.dlopen(libName(), SYMBOLS);
+      this.#dl = Deno.dlopen(portAudioLibName(), SYMBOLS);
     } catch (e) {
       throw new AudioDeviceError(`PortAudio is not installed (${(e as Error).message})`);
     }

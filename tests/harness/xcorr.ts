@@ -98,3 +98,27 @@ export function findTrackStart(
   const { lag, peak } = lagOf(opening, ch.subarray(from, from + n), 2 * margin);
   return { at: from + lag, peak };
 }
+
+/**
+ * Device `k`'s lag behind the host (channel 0) between two recording times (s). Each window is
+ * compared with the host's channel moved by the lag it is expected to have: a 0.25 s window
+ * correlates poorly with a copy shifted by half its length (120 ms, say), so the search stays
+ * within ±40 ms of the expectation. Window times are seconds from `fromSec`.
+ */
+export function lagsBehind(
+  rec: { channels: Float32Array[]; rateHz: number },
+  k: number,
+  expectMs: number,
+  fromSec: number,
+  toSec: number,
+): { atSec: number; lagMs: number }[] {
+  const shift = Math.round((expectMs / 1000) * rec.rateHz);
+  const i0 = Math.max(0, Math.round(fromSec * rec.rateHz));
+  const i1 = Math.min(rec.channels[0].length - shift, Math.round(toSec * rec.rateHz));
+  if (i1 <= i0) return [];
+  return lagSeries(
+    rec.channels[0].subarray(i0, i1),
+    rec.channels[k].subarray(i0 + shift, i1 + shift),
+    { maxLagMs: 40, hopSec: 0.25 },
+  ).points.map((p) => ({ atSec: p.atSec, lagMs: p.lagMs + expectMs }));
+}
