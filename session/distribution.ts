@@ -4,7 +4,6 @@
  * fill memory), and what happens when a peer cannot get a file (`retry PEER`, `skip-peer PEER`).
  * File reading comes in as `load`, so this is tested without a disk or an audio device.
  */
-import type { Pcm } from "../audio/player.ts";
 import type { EngineEvent } from "./commands.ts";
 import type { PeerSet } from "./peers.ts";
 import type { Peer } from "./peers.ts";
@@ -15,8 +14,13 @@ export interface SharedTrack {
   info: Pick<TrackInfo, "id" | "fileName" | "title">;
 }
 
+/** A track loaded for the host's audio engine (its samples, or its file to decode as it plays). */
+export interface Loaded {
+  id: string;
+}
+
 /** What distribution needs from the rest of the host. */
-export interface DistributionDeps<T extends SharedTrack> {
+export interface DistributionDeps<T extends SharedTrack, L extends Loaded = Loaded> {
   /** The host's display name, for "Alex (host, decoding)". */
   hostName: string;
   peers: PeerSet;
@@ -25,9 +29,9 @@ export interface DistributionDeps<T extends SharedTrack> {
   currentId(): string | undefined;
   track(id: string): T | undefined;
   /** The host's audio engine. */
-  output: { addTrack(pcm: Pcm): void; dropTrack(trackId: string): void };
+  output: { addTrack(track: L): void; dropTrack(trackId: string): void };
   /** Reads a queued file again and decodes it; rejects with the reason it can no longer be used. */
-  load(t: T): Promise<Pcm>;
+  load(t: T): Promise<L>;
   emit(e: EngineEvent): void;
   /** Every device has `trackId`, or was told to go on without it. */
   readyEverywhere(trackId: string): void;
@@ -36,12 +40,12 @@ export interface DistributionDeps<T extends SharedTrack> {
 }
 
 /** Which device has which queued track, and the host's own decoded current and next track. */
-export class Distribution<T extends SharedTrack> {
+export class Distribution<T extends SharedTrack, L extends Loaded = Loaded> {
   /** Tracks decoded into the host's audio engine (the current and the next). */
   readonly #decoded = new Set<string>();
   readonly #decoding = new Set<string>();
 
-  constructor(readonly deps: DistributionDeps<T>) {}
+  constructor(readonly deps: DistributionDeps<T, L>) {}
 
   /** True if the host's audio engine holds this track decoded. */
   isDecoded(trackId: string): boolean {
@@ -49,10 +53,10 @@ export class Distribution<T extends SharedTrack> {
   }
 
   /** A freshly added track was decoded: keep the audio if the track is wanted now. */
-  added(pcm: Pcm): void {
-    if (!this.deps.wanted().includes(pcm.id)) return;
-    this.deps.output.addTrack(pcm);
-    this.#decoded.add(pcm.id);
+  added(track: L): void {
+    if (!this.deps.wanted().includes(track.id)) return;
+    this.deps.output.addTrack(track);
+    this.#decoded.add(track.id);
   }
 
   /** Keeps exactly the current and next track decoded in the host's audio engine. */

@@ -6,7 +6,8 @@
  * and the runtime edges — HTTP/WebSocket server, clock responder, mDNS, audio output.
  */
 import { audioEvent, AudioOutput } from "../audio/output.ts";
-import { DecodeError, decodeMp3 } from "../audio/decode.ts";
+import { checkMp3, DecodeError } from "../audio/decode.ts";
+import type { EncodedTrack } from "../audio/output.ts";
 import type { PlayerEvent } from "../audio/player.ts";
 import type { SinkBackend } from "../audio/sink.ts";
 import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
@@ -96,7 +97,7 @@ export class HostEngine {
   readonly #queue = new TrackQueue((id) => this.#tracks.get(id)?.info.title ?? id);
   readonly #peers: PeerSet;
   readonly #transport: Transport;
-  readonly #distribution: Distribution<HostTrack>;
+  readonly #distribution: Distribution<HostTrack, EncodedTrack>;
   readonly #inbox: Inbox;
   #server: Deno.HttpServer | null = null;
   #clockUdp: ClockResponder;
@@ -164,8 +165,11 @@ export class HostEngine {
       wanted: () => this.#queue.wanted(),
       currentId: () => this.#queue.currentId,
       track,
-      output: this.#output,
-      load: (t) => decodeAgain(t),
+      output: {
+        addTrack: (t) => this.#output.addEncodedTrack(t),
+        dropTrack: (id) => this.#output.dropTrack(id),
+      },
+      load: (t) => readAgain(t),
       emit,
       readyEverywhere: (id) => this.#transport.readyEverywhere(id),
       unreadable: (id, why) => this.#dropUnreadable(id, why),
@@ -438,9 +442,11 @@ export class HostEngine {
     }
     this.#adding.add(id);
     try {
+      // Decoded whole once, to be sure it plays to its end, and for its exact length; the audio
+      // thread decodes it again as it plays.
       let pcm;
       try {
-        pcm = await decodeMp3(file.bytes, { id, fileName, format: "int16" });
+        pcm = await checkMp3(file.bytes, { id, fileName });
       } catch (e) {
         return fail(
           e instanceof DecodeError
@@ -456,8 +462,9 @@ export class HostEngine {
         artist: tags.artist,
         album: tags.album,
         sizeBytes: file.bytes.length,
-        durationSec: pcm.left.length / pcm.rateHz,
+        durationSec: pcm.frames / pcm.rateHz,
         rateHz: pcm.rateHz,
+        frames: pcm.frames,
         ...(tags.cover
           ? { cover: { mime: tags.cover.mime, sizeBytes: tags.cover.bytes.length } }
           : {}),
@@ -466,11 +473,17 @@ export class HostEngine {
         info,
         path: await Deno.realPath(path),
         rateHz: pcm.rateHz,
-        frames: pcm.left.length,
+        frames: pcm.frames,
         cover: tags.cover,
       });
       this.#queue.add(id);
-      this.#distribution.added(pcm);
+      this.#distribution.added({
+        id,
+        fileName,
+        rateHz: pcm.rateHz,
+        frames: pcm.frames,
+        bytes: file.bytes,
+      });
       this.emit({
         type: "track-ready",
         trackId: id,
@@ -693,8 +706,8 @@ export class HostEngine {
   }
 }
 
-/** Reads a queued file again (it must still be the file that was added) and decodes it. */
-async function decodeAgain(t: HostTrack) {
+/** Reads a queued file again: it must still be the file that was added. */
+async function readAgain(t: HostTrack): Promise<EncodedTrack> {
   let bytes;
   try {
     bytes = await Deno.readFile(t.path);
@@ -706,5 +719,5 @@ async function decodeAgain(t: HostTrack) {
   if (await sha256Hex(bytes) !== t.info.id) {
     throw new Error("the file changed since it was added");
   }
-  return await decodeMp3(bytes, { id: t.info.id, fileName: t.info.fileName, format: "int16" });
+  return { id: t.info.id, fileName: t.info.fileName, rateHz: t.rateHz, frames: t.frames, bytes };
 }
