@@ -40,59 +40,15 @@ export async function decodeMp3(
   bytes: Uint8Array,
   opts: DecodeOptions,
 ): Promise<DecodedMp3<Samples>> {
-  const facts = scanOrRefuse(bytes, opts.fileName);
-  // The frame scan knows the length: decode straight into buffers of that size (growing
-  // them only if the decoder gives more), so a long track needs its PCM once, not twice.
-  const capacity = Math.ceil(facts.durationSec * facts.rateHz) + 4608;
-  const pcm = opts.format === "int16"
-    ? new Channels(Int16Array, capacity, toInt16)
-    : new Channels(Float32Array, capacity, copyFloat);
-  const rateHz = await decodeBlocks(bytes, opts, (l, r, n) => pcm.append(l, r, n));
-  if (pcm.length === 0) {
-    throw new DecodeError(`Cannot decode "${opts.fileName}": no audio could be decoded`);
-  }
-  return { id: opts.id, rateHz, ...pcm.take(), facts };
-}
-
-/**
- * Decodes the whole file as {@link decodeMp3} does, keeping none of the samples: proof that it
- * plays to the end, and its exact length, in the memory of one decoder block (a 10-minute
- * track's samples are 115 MB even as 16-bit).
- */
-export async function checkMp3(
-  bytes: Uint8Array,
-  opts: Omit<DecodeOptions, "format">,
-): Promise<{ rateHz: number; frames: number; facts: Mp3Facts }> {
-  const facts = scanOrRefuse(bytes, opts.fileName);
-  let frames = 0;
-  const rateHz = await decodeBlocks(bytes, opts, (_l, _r, n) => frames += n);
-  if (frames === 0) {
-    throw new DecodeError(`Cannot decode "${opts.fileName}": no audio could be decoded`);
-  }
-  return { rateHz, frames, facts };
-}
-
-function scanOrRefuse(bytes: Uint8Array, fileName: string): Mp3Facts {
+  let facts: Mp3Facts;
   try {
-    return scanMp3(bytes);
+    facts = scanMp3(bytes);
   } catch (e) {
     if (e instanceof Mp3FormatError) {
-      throw new DecodeError(`Cannot use "${fileName}": ${e.message}`);
+      throw new DecodeError(`Cannot use "${opts.fileName}": ${e.message}`);
     }
     throw e;
   }
-}
-
-/**
- * Feeds the file to the decoder 128 KB at a time, yielding to the event loop between chunks
- * (clock pings and the control socket stay responsive), and hands each block of samples to
- * `take`. Returns the sample rate.
- */
-async function decodeBlocks(
-  bytes: Uint8Array,
-  opts: Omit<DecodeOptions, "format">,
-  take: (left: Float32Array, right: Float32Array, n: number) => void,
-): Promise<number> {
   await checkWasm(opts.fileName);
   const decoder = new MPEGDecoder({ enableGapless: true });
   await settlesWithin(decoder.ready, READY_TIMEOUT_MS, () =>
@@ -102,6 +58,12 @@ async function decodeBlocks(
       } s`,
     ));
   try {
+    // The frame scan knows the length: decode straight into buffers of that size (growing
+    // them only if the decoder gives more), so a long track needs its PCM once, not twice.
+    const capacity = Math.ceil(facts.durationSec * facts.rateHz) + 4608;
+    const pcm = opts.format === "int16"
+      ? new Channels(Int16Array, capacity, toInt16)
+      : new Channels(Float32Array, capacity, copyFloat);
     let rateHz = 0;
     const CHUNK = 128 * 1024;
     for (let at = 0; at < bytes.length; at += CHUNK) {
@@ -109,12 +71,16 @@ async function decodeBlocks(
       const out = decoder.decode(bytes.subarray(at, at + CHUNK));
       if (out.samplesDecoded > 0) {
         rateHz = out.sampleRate;
-        take(out.channelData[0], out.channelData[1] ?? out.channelData[0], out.samplesDecoded);
+        const n = out.samplesDecoded;
+        pcm.append(out.channelData[0], out.channelData[1] ?? out.channelData[0], n);
       }
       opts.onProgress?.(Math.min(1, (at + CHUNK) / bytes.length));
       await new Promise((r) => setTimeout(r, 0));
     }
-    return rateHz;
+    if (pcm.length === 0) {
+      throw new DecodeError(`Cannot decode "${opts.fileName}": no audio could be decoded`);
+    }
+    return { id: opts.id, rateHz, ...pcm.take(), facts };
   } finally {
     decoder.free();
   }

@@ -3,18 +3,6 @@ import { releaseFreedMemorySoon } from "./release_memory.ts";
 import type { ChannelMode, Pcm, PlayerEvent, PlayerStats, Schedule } from "./player.ts";
 import type { SinkBackend } from "./sink.ts";
 
-/**
- * A track as its MP3 file: the audio thread decodes it while it plays, a few seconds ahead
- * (audio/track_stream.ts). `frames` is its decoded length, found when it was checked.
- */
-export interface EncodedTrack {
-  id: string;
-  fileName: string;
-  rateHz: number;
-  frames: number;
-  bytes: Uint8Array;
-}
-
 export type ToWorker =
   | {
     type: "open";
@@ -26,7 +14,6 @@ export type ToWorker =
   }
   | { type: "map"; map: HostMap }
   | { type: "track"; pcm: Pcm }
-  | { type: "encoded"; track: EncodedTrack }
   | { type: "drop"; trackId: string }
   | { type: "schedule"; schedule: Schedule }
   | { type: "volume"; volume: number; muted: boolean }
@@ -108,15 +95,6 @@ export class AudioOutput {
   addTrack(pcm: Pcm) {
     const buffers = new Set([pcm.left.buffer, pcm.right.buffer]) as Set<ArrayBuffer>;
     this.#send({ type: "track", pcm }, [...buffers]);
-    releaseFreedMemorySoon();
-  }
-  /**
-   * Hands a track's file to the audio thread, which decodes it as it plays. A copy moves
-   * there: views of the caller's bytes (a cover picture's, say) stay usable.
-   */
-  addEncodedTrack(t: EncodedTrack) {
-    const bytes = t.bytes.slice();
-    this.#send({ type: "encoded", track: { ...t, bytes } }, [bytes.buffer]);
     releaseFreedMemorySoon();
   }
   dropTrack(trackId: string) {

@@ -5,13 +5,11 @@
  * the device clock from the sink's timing reports and renders blocks with the Player.
  */
 import { DeviceClock } from "./device_clock.ts";
-import { blockHostTimes, type Pcm, Player } from "./player.ts";
-import { decodeMp3 } from "./decode.ts";
-import { TrackStream } from "./track_stream.ts";
+import { blockHostTimes, Player } from "./player.ts";
 import type { AudioSink } from "./sink.ts";
 import { openSink } from "./sinks/select.ts";
 import { type HostMap, IDENTITY_MAP, makeLocalClock } from "../net/local_clock.ts";
-import type { EncodedTrack, ToWorker } from "./output.ts";
+import type { ToWorker } from "./output.ts";
 
 let sink: AudioSink | null = null;
 let running = false;
@@ -30,48 +28,6 @@ let hiddenLatencyMs = 0;
  * 2.5 %, null sink, measured in one run).
  */
 const WAKE_MS = 10;
-
-/** Tracks decoded while they play, by id; and those handed over as files, still opening. */
-const streams = new Map<string, TrackStream>();
-const encoded = new Set<string>();
-/** Decoding while playing: each block, at most this much ahead (s), more when behind. */
-const PUMP_SEC = 0.25, CATCH_UP_SEC = 2;
-
-/**
- * A track handed over as its file: streamed when it can be, else decoded whole here (a track
- * under 4 s, or one whose decoders disagree). Dropped while opening: forgotten.
- */
-async function addEncoded(t: EncodedTrack) {
-  encoded.add(t.id);
-  let stream: TrackStream | null = null;
-  let pcm: Pcm;
-  try {
-    stream = await TrackStream.open(t.bytes, t);
-    pcm = stream?.pcm ??
-      await decodeMp3(t.bytes, { id: t.id, fileName: t.fileName, format: "int16" });
-  } catch (e) {
-    post({ type: "error", text: `Cannot play "${t.fileName}": ${(e as Error).message}` });
-    return;
-  }
-  if (!encoded.has(t.id)) return stream?.free();
-  if (stream) {
-    stream.pump(0, t.rateHz * CATCH_UP_SEC);
-    streams.set(t.id, stream);
-  }
-  player?.addTrack(pcm);
-}
-
-/** Decodes what the player will read next, before it reads it. */
-function pumpStreams(p: Player, hostMs: number) {
-  if (streams.size === 0) return;
-  const needs = p.needs(hostMs);
-  for (const [id, s] of streams) {
-    const need = needs.get(id);
-    if (need === undefined) continue;
-    const behind = need.at < s.pcm.offset || need.at + s.pcm.rateHz > s.end;
-    s.pump(need.at, s.pcm.rateHz * (behind ? CATCH_UP_SEC : PUMP_SEC), need.upcoming);
-  }
-}
 
 const post = (m: unknown, transfer: Transferable[] = []) => self.postMessage(m, transfer);
 
@@ -102,13 +58,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       case "track":
         player?.addTrack(m.pcm);
         break;
-      case "encoded":
-        await addEncoded(m.track);
-        break;
       case "drop":
-        streams.get(m.trackId)?.free();
-        streams.delete(m.trackId);
-        encoded.delete(m.trackId);
         player?.dropTrack(m.trackId);
         break;
       case "schedule":
@@ -156,9 +106,7 @@ async function loop() {
         const { h0, msPerFrame } = blockHostTimes(frameToLocal, map, written, n);
         // A frame written now is heard speakerDelayMs later than the device reports (and, with
         // the testing aid, carries what was due hiddenLatencyMs ago: a latency nobody reports).
-        const at = h0 + speakerDelayMs - hiddenLatencyMs;
-        pumpStreams(p, at);
-        block = p.render(n, at, msPerFrame);
+        block = p.render(n, h0 + speakerDelayMs - hiddenLatencyMs, msPerFrame);
       } else {
         block = new Float32Array(n * 2);
       }

@@ -23,33 +23,12 @@ export type ChannelMode = typeof CHANNEL_MODES[number];
 /** One channel of a track: float32 samples, or int16 samples scaled by 1/32768 when read. */
 export type Samples = Float32Array | Int16Array;
 
-/**
- * A decoded track; both channels hold the same sample type. A track decoded while it plays
- * (audio/track_stream.ts) is a window of it: `left[i]` is sample `offset + i` of a track
- * `frames` long, and the window moves (the player reads these fields as it plays).
- */
+/** A decoded track; both channels hold the same sample type. */
 export interface Pcm<S extends Samples = Samples> {
   id: string;
   rateHz: number;
   left: S;
   right: S;
-  offset?: number;
-  frames?: number;
-  /** Called when the player jumps to `frame` (a seek): a window may be swapped in for it. */
-  jumpTo?(frame: number): void;
-}
-
-/** What a fade-out reads: the samples as they were when the jump happened. */
-interface FadeSource {
-  left: Samples;
-  right: Samples;
-  offset: number;
-  scale: number;
-}
-
-/** A track's length in frames (its window's length for a whole track). */
-function lengthOf(pcm: Pcm): number {
-  return pcm.frames ?? pcm.left.length;
 }
 
 /** A loaded track and the factor that turns its samples into −1…1 (1 for float tracks). */
@@ -184,32 +163,6 @@ export class Player {
     return { ...this.#drift.stats };
   }
 
-  /**
-   * Where each loaded track will be read, for tracks decoded while they play: `at`, where it is
-   * read now or will start (the position of the one playing; the start of a scheduled one, or
-   * of one waited for, where it begins by host time `hostMs`); `upcoming`, where a schedule
-   * will make the playing one jump to (a seek).
-   */
-  needs(hostMs: number): Map<string, { at: number; upcoming?: number }> {
-    const out = new Map<string, { at: number; upcoming?: number }>();
-    const at = (s: Extract<Schedule, { kind: "play" }>, h: number) => {
-      const pcm = this.#tracks.get(s.trackId)?.pcm;
-      return pcm ? s.fromFrame + Math.max(0, ((h - s.atHostMs) * pcm.rateHz) / 1000) : 0;
-    };
-    const playing = this.#current && this.#pos !== null ? this.#current.trackId : null;
-    if (playing) out.set(playing, { at: this.#pos! });
-    if (this.#awaiting) out.set(this.#awaiting.trackId, { at: at(this.#awaiting, hostMs) });
-    for (const s of this.#queue) {
-      if (s.kind !== "play") continue;
-      const was = out.get(s.trackId);
-      if (!was) out.set(s.trackId, { at: at(s, s.atHostMs) });
-      else if (s.trackId === playing && was.upcoming === undefined) {
-        was.upcoming = at(s, s.atHostMs);
-      }
-    }
-    return out;
-  }
-
   /** Track and position heard at host time `hostMs`, if playing. */
   get playing(): { trackId: string; frame: number } | null {
     return this.#current && this.#pos !== null
@@ -241,7 +194,7 @@ export class Player {
       const track = this.#current && this.#tracks.get(this.#current.trackId);
       if (track && this.#pos !== null) {
         const pcm = track.pcm;
-        if (this.#pos >= lengthOf(pcm)) {
+        if (this.#pos >= pcm.left.length) {
           if (!this.#endedReported) {
             this.#endedReported = true;
             this.events.push({ type: "ended", trackId: pcm.id, atHostMs: h });
@@ -250,20 +203,18 @@ export class Player {
           let env = 1;
           if (this.#fadeIn < FADE_FRAMES) env = this.#fadeIn++ / FADE_FRAMES;
           // The scale is 1 for float tracks: x·1 is exactly x, so their output is unchanged.
-          const at = this.#pos - (pcm.offset ?? 0);
-          l = cubic(pcm.left, at) * track.scale * env;
-          r = cubic(pcm.right, at) * track.scale * env;
+          l = cubic(pcm.left, this.#pos) * track.scale * env;
+          r = cubic(pcm.right, this.#pos) * track.scale * env;
           this.#pos += step;
         }
       }
       if (this.#fadeOut > 0) {
         // The tail of what was playing before a switch, faded to zero.
-        const prev = this.#fadeOutSrc;
+        const prev = this.#fadeOutTrack;
         if (prev) {
           const env = this.#fadeOut / FADE_FRAMES;
-          const at = this.#fadeOutPos - prev.offset;
-          l += cubic(prev.left, at) * prev.scale * env;
-          r += cubic(prev.right, at) * prev.scale * env;
+          l += cubic(prev.pcm.left, this.#fadeOutPos) * prev.scale * env;
+          r += cubic(prev.pcm.right, this.#fadeOutPos) * prev.scale * env;
           this.#fadeOutPos += step;
         }
         this.#fadeOut--;
@@ -281,19 +232,15 @@ export class Player {
     return out;
   }
 
-  #fadeOutSrc: FadeSource | null = null;
-
-  /** The tail of what plays from `t` at `pos` fades out over the next frames. */
-  #fadeFrom(t: Track, pos: number) {
-    const { left, right, offset } = t.pcm;
-    this.#fadeOutSrc = { left, right, offset: offset ?? 0, scale: t.scale };
-    this.#fadeOutPos = pos;
-    this.#fadeOut = FADE_FRAMES;
-  }
+  #fadeOutTrack: Track | null = null;
 
   #switch(s: Schedule, h: number, msPerFrame: number): number {
     const old = this.#current && this.#tracks.get(this.#current.trackId);
-    if (old && this.#pos !== null && this.#pos < lengthOf(old.pcm)) this.#fadeFrom(old, this.#pos);
+    if (old && this.#pos !== null && this.#pos < old.pcm.left.length) {
+      this.#fadeOutTrack = old;
+      this.#fadeOutPos = this.#pos;
+      this.#fadeOut = FADE_FRAMES;
+    }
     this.#current = null;
     this.#pos = null;
     this.#awaiting = null;
@@ -306,7 +253,6 @@ export class Player {
     }
     this.#current = s;
     this.#pos = s.fromFrame + ((h - s.atHostMs) * pcm.rateHz) / 1000;
-    pcm.jumpTo?.(Math.floor(this.#pos));
     // Resuming or seeking mid-track fades in over 2 ms; a track's first frame needs no fade.
     this.#fadeIn = s.fromFrame === 0 ? FADE_FRAMES : 0;
     this.#endedReported = false;
@@ -322,7 +268,7 @@ export class Player {
     const pcm = track.pcm;
     // Past the last frame there is nothing to place: the position rests there. Correcting it
     // would resync every block, as the ideal position runs on while the track has ended.
-    if (this.#pos >= lengthOf(pcm)) return 0;
+    if (this.#pos >= pcm.left.length) return 0;
     const ideal = cur.fromFrame + ((h0 - cur.atHostMs) * pcm.rateHz) / 1000;
     const errMs = ((this.#pos - ideal) * 1000) / pcm.rateHz;
     const base = (msPerFrame * pcm.rateHz) / 1000;
@@ -330,9 +276,10 @@ export class Player {
     this.#realign = false;
     const d = this.#drift.decide(errMs, realign);
     if (d.action === "resync") {
-      this.#fadeFrom(track, this.#pos);
+      this.#fadeOutTrack = track;
+      this.#fadeOutPos = this.#pos;
+      this.#fadeOut = FADE_FRAMES;
       this.#pos = ideal;
-      track.pcm.jumpTo?.(Math.floor(ideal));
       this.#fadeIn = 0;
       this.events.push({ type: "resync", trackId: cur.trackId, errorMs: errMs });
       return base;

@@ -4,6 +4,7 @@
  * fill memory), and what happens when a peer cannot get a file (`retry PEER`, `skip-peer PEER`).
  * File reading comes in as `load`, so this is tested without a disk or an audio device.
  */
+import type { Pcm } from "../audio/player.ts";
 import type { EngineEvent } from "./commands.ts";
 import type { PeerSet } from "./peers.ts";
 import type { Peer } from "./peers.ts";
@@ -14,13 +15,8 @@ export interface SharedTrack {
   info: Pick<TrackInfo, "id" | "fileName" | "title">;
 }
 
-/** A track loaded for the host's audio engine (its samples, or its file to decode as it plays). */
-export interface Loaded {
-  id: string;
-}
-
 /** What distribution needs from the rest of the host. */
-export interface DistributionDeps<T extends SharedTrack, L extends Loaded = Loaded> {
+export interface DistributionDeps<T extends SharedTrack> {
   /** The host's display name, for "Alex (host, decoding)". */
   hostName: string;
   peers: PeerSet;
@@ -29,9 +25,9 @@ export interface DistributionDeps<T extends SharedTrack, L extends Loaded = Load
   currentId(): string | undefined;
   track(id: string): T | undefined;
   /** The host's audio engine. */
-  output: { addTrack(track: L): void; dropTrack(trackId: string): void };
+  output: { addTrack(pcm: Pcm): void; dropTrack(trackId: string): void };
   /** Reads a queued file again and decodes it; rejects with the reason it can no longer be used. */
-  load(t: T): Promise<L>;
+  load(t: T): Promise<Pcm>;
   emit(e: EngineEvent): void;
   /** Every device has `trackId`, or was told to go on without it. */
   readyEverywhere(trackId: string): void;
@@ -40,12 +36,12 @@ export interface DistributionDeps<T extends SharedTrack, L extends Loaded = Load
 }
 
 /** Which device has which queued track, and the host's own decoded current and next track. */
-export class Distribution<T extends SharedTrack, L extends Loaded = Loaded> {
+export class Distribution<T extends SharedTrack> {
   /** Tracks decoded into the host's audio engine (the current and the next). */
   readonly #decoded = new Set<string>();
   readonly #decoding = new Set<string>();
 
-  constructor(readonly deps: DistributionDeps<T, L>) {}
+  constructor(readonly deps: DistributionDeps<T>) {}
 
   /** True if the host's audio engine holds this track decoded. */
   isDecoded(trackId: string): boolean {
@@ -53,10 +49,10 @@ export class Distribution<T extends SharedTrack, L extends Loaded = Loaded> {
   }
 
   /** A freshly added track was decoded: keep the audio if the track is wanted now. */
-  added(track: L): void {
-    if (!this.deps.wanted().includes(track.id)) return;
-    this.deps.output.addTrack(track);
-    this.#decoded.add(track.id);
+  added(pcm: Pcm): void {
+    if (!this.deps.wanted().includes(pcm.id)) return;
+    this.deps.output.addTrack(pcm);
+    this.#decoded.add(pcm.id);
   }
 
   /** Keeps exactly the current and next track decoded in the host's audio engine. */

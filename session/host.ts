@@ -6,8 +6,7 @@
  * and the runtime edges — HTTP/WebSocket server, clock responder, mDNS, audio output.
  */
 import { audioEvent, AudioOutput } from "../audio/output.ts";
-import { checkMp3, DecodeError } from "../audio/decode.ts";
-import type { EncodedTrack } from "../audio/output.ts";
+import { DecodeError, decodeMp3 } from "../audio/decode.ts";
 import type { PlayerEvent } from "../audio/player.ts";
 import type { SinkBackend } from "../audio/sink.ts";
 import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
@@ -97,7 +96,7 @@ export class HostEngine {
   readonly #queue = new TrackQueue((id) => this.#tracks.get(id)?.info.title ?? id);
   readonly #peers: PeerSet;
   readonly #transport: Transport;
-  readonly #distribution: Distribution<HostTrack, EncodedTrack>;
+  readonly #distribution: Distribution<HostTrack>;
   readonly #inbox: Inbox;
   #server: Deno.HttpServer | null = null;
   #clockUdp: ClockResponder;
@@ -165,11 +164,8 @@ export class HostEngine {
       wanted: () => this.#queue.wanted(),
       currentId: () => this.#queue.currentId,
       track,
-      output: {
-        addTrack: (t) => this.#output.addEncodedTrack(t),
-        dropTrack: (id) => this.#output.dropTrack(id),
-      },
-      load: (t) => readAgain(t),
+      output: this.#output,
+      load: (t) => decodeAgain(t),
       emit,
       readyEverywhere: (id) => this.#transport.readyEverywhere(id),
       unreadable: (id, why) => this.#dropUnreadable(id, why),
@@ -442,11 +438,9 @@ export class HostEngine {
     }
     this.#adding.add(id);
     try {
-      // Decoded whole once, to be sure it plays to its end, and for its exact length; the audio
-      // thread decodes it again as it plays.
       let pcm;
       try {
-        pcm = await checkMp3(file.bytes, { id, fileName });
+        pcm = await decodeMp3(file.bytes, { id, fileName, format: "int16" });
       } catch (e) {
         return fail(
           e instanceof DecodeError
@@ -462,9 +456,8 @@ export class HostEngine {
         artist: tags.artist,
         album: tags.album,
         sizeBytes: file.bytes.length,
-        durationSec: pcm.frames / pcm.rateHz,
+        durationSec: pcm.left.length / pcm.rateHz,
         rateHz: pcm.rateHz,
-        frames: pcm.frames,
         ...(tags.cover
           ? { cover: { mime: tags.cover.mime, sizeBytes: tags.cover.bytes.length } }
           : {}),
@@ -473,17 +466,11 @@ export class HostEngine {
         info,
         path: await Deno.realPath(path),
         rateHz: pcm.rateHz,
-        frames: pcm.frames,
+        frames: pcm.left.length,
         cover: tags.cover,
       });
       this.#queue.add(id);
-      this.#distribution.added({
-        id,
-        fileName,
-        rateHz: pcm.rateHz,
-        frames: pcm.frames,
-        bytes: file.bytes,
-      });
+      this.#distribution.added(pcm);
       this.emit({
         type: "track-ready",
         trackId: id,
@@ -706,8 +693,8 @@ export class HostEngine {
   }
 }
 
-/** Reads a queued file again: it must still be the file that was added. */
-async function readAgain(t: HostTrack): Promise<EncodedTrack> {
+/** Reads a queued file again (it must still be the file that was added) and decodes it. */
+async function decodeAgain(t: HostTrack) {
   let bytes;
   try {
     bytes = await Deno.readFile(t.path);
@@ -719,5 +706,5 @@ async function readAgain(t: HostTrack): Promise<EncodedTrack> {
   if (await sha256Hex(bytes) !== t.info.id) {
     throw new Error("the file changed since it was added");
   }
-  return { id: t.info.id, fileName: t.info.fileName, rateHz: t.rateHz, frames: t.frames, bytes };
+  return await decodeMp3(bytes, { id: t.info.id, fileName: t.info.fileName, format: "int16" });
 }

@@ -404,19 +404,11 @@ export class PeerEngine {
   async #decode(t: TrackInfo) {
     this.#report(t, "decoding", 1);
     try {
-      const bytes = await Deno.readFile(this.#paths.get(t.id)!);
-      if (t.frames !== undefined && t.rateHz !== undefined) {
-        // The host decoded this very file (its SHA-256 was checked on download) and says how
-        // long it is: the audio thread decodes it as it plays.
-        if (!this.#wanted().includes(t.id)) return this.#report(t, "cached", 1);
-        const { frames, rateHz } = t;
-        this.#output.addEncodedTrack({ id: t.id, fileName: t.fileName, rateHz, frames, bytes });
-        this.#decoded.set(t.id, rateHz);
-        this.#report(t, "ready", 1);
-        this.emit({ type: "track-ready", trackId: t.id, fileName: t.fileName });
-        return;
-      }
-      const pcm = await decodeMp3(bytes, { id: t.id, fileName: t.fileName, format: "int16" });
+      const pcm = await decodeMp3(await Deno.readFile(this.#paths.get(t.id)!), {
+        id: t.id,
+        fileName: t.fileName,
+        format: "int16",
+      });
       if (!this.#wanted().includes(t.id)) return this.#report(t, "cached", 1);
       this.#output.addTrack(pcm);
       this.#decoded.set(t.id, pcm.rateHz);

@@ -32,8 +32,6 @@ export interface TrackInfo {
   durationSec: number;
   /** The file's sample rate: frame numbers in `play` count at this rate. */
   rateHz?: number;
-  /** Its length in frames, decoded (gapless): a native peer decodes it while it plays. */
-  frames?: number;
   artist: string;
   album: string;
   /** Present when the file has a cover picture: `GET /covers/{id}`. */
@@ -323,7 +321,6 @@ const trackInfo = obj({
   sizeBytes: int(0, 1e9),
   durationSec: num(0, 24 * 3600),
   rateHz: optional(int(8000, 192000)),
-  frames: optional(int(1, 24 * 3600 * 192000)),
   artist: str(0, 255),
   album: str(0, 255),
   cover: optional(obj({ mime: str(1, 40), sizeBytes: int(1, 1e8) })),
