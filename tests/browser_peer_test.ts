@@ -166,8 +166,10 @@ Deno.test({
         await opened.page.waitFor(`document.body.innerText.includes("Hosted by Alex")`, 10000);
         // A young audio context's timing swings by several ms for its first seconds (Chromium,
         // measured by the benchmark, which reports that phase): this test is about the steady
-        // state, so the page has a few seconds first.
-        await sleep(4000);
+        // state, so the page has a few seconds first. Chromium's page has been seen starting
+        // 43 ms early and converging over ~20 s (two runs in eight, one of them in CI): it gets
+        // 20 s. That phase is an open problem, reported by the benchmark, not hidden there.
+        await sleep(engine === "chromium" ? 20_000 : 4000);
         const started = await command(jam.host, "play", (e) => e.type === "playing");
         await sleep(SETTLE_MS + 8000);
         const stopped = await command(jam.host, "stop", (e) => e.type === "stopped");
