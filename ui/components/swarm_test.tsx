@@ -1,0 +1,327 @@
+/**
+ * The swarm page's screens in Chromium, from made-up views: a fake member (its view a signal
+ * the test replaces, its actions recorded) behind SwarmApp. Finds controls by role and name,
+ * as a person with a screen reader would. Skipped where Debian's Chromium is not installed
+ * (tests/setup.ts installs it).
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import type { Page } from "playwright-core";
+import type { SwarmFileView, SwarmMemberView, SwarmView } from "../../swarm/view.ts";
+import { CHROMIUM_PATH, launchChromium } from "../../tests/harness/browser.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+
+/** The page: SwarmApp over a fake member; `setView` replaces its view, `calls` lists actions. */
+const ENTRY = `/// <reference lib="dom" />
+import { render } from "preact";
+import { signal } from "@preact/signals";
+import { SwarmApp } from ${JSON.stringify(new URL("ui/components/SwarmApp.tsx", ROOT).href)};
+const g = globalThis as unknown as Record<string, unknown>;
+const calls: unknown[][] = [];
+const view = signal<any>(null);
+g.calls = calls;
+g.shareAnswer = null;
+g.setView = (v: unknown) => (view.value = v);
+const member = new Proxy({ view }, {
+  get(target, key) {
+    if (key === "view") return target.view;
+    if (key === "share") {
+      return (f: File) => (calls.push(["share", f.name]), Promise.resolve(g.shareAnswer));
+    }
+    return (...args: unknown[]) => void calls.push([String(key), ...args]);
+  },
+});
+function Page() {
+  return view.value ? <SwarmApp member={member as any} /> : null;
+}
+render(<Page />, document.getElementById("app")!);
+`;
+
+const HTML = '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+  '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+  '<link rel="icon" href="data:,"><link rel="stylesheet" href="/app.css"></head>' +
+  '<body><div id="app"></div><script type="module" src="/page.js"></script></body></html>';
+
+const file = (name: string, f: Partial<SwarmFileView> = {}): SwarmFileView => ({
+  id: name.toLowerCase().replace(/\W+/g, "-"),
+  name,
+  sizeBytes: 3_240_000,
+  progress: 1,
+  seeded: true,
+  mine: false,
+  enabled: true,
+  sources: 3,
+  playable: true,
+  durationSec: 200,
+  ...f,
+});
+const member = (id: number, name: string, m: Partial<SwarmMemberView> = {}): SwarmMemberView => ({
+  id,
+  name,
+  me: false,
+  director: false,
+  linked: true,
+  locked: true,
+  ...m,
+});
+
+const FILES = [
+  file("Sunset Drive.mp3"),
+  file("Neon Rain.mp3", { progress: 0.4, seeded: false, playable: false }),
+  file("Night Drive.mp3", { mine: true, sources: 0 }),
+];
+const JOINED: SwarmView = {
+  phase: "joined",
+  swarmName: "Rooftop",
+  me: { id: 2, name: "Mia" },
+  link: "ok",
+  clock: { locked: true, rttMs: 20, errorMs: 0.3 },
+  members: [
+    member(1, "Alex", { director: true, progress: 1 }),
+    member(2, "Mia", { me: true, progress: 0.4 }),
+    member(3, "Jo", { linked: false, progress: 0.1 }),
+  ],
+  director: 1,
+  iAmDirector: false,
+  files: FILES,
+  transport: { file: FILES[1].id, playing: false, positionSec: 0, durationSec: 200 },
+  status: "Fetching 40 %",
+  waitingFor: [],
+  speakerDelayMs: 35,
+  clicks: false,
+  volume: 0.8,
+  muted: false,
+  needsTap: false,
+  notices: [],
+};
+const HOME: SwarmView = {
+  ...JOINED,
+  phase: "home",
+  swarmName: "",
+  me: null,
+  clock: null,
+  members: [],
+  director: null,
+  files: [],
+  transport: { file: null, playing: false, positionSec: 0, durationSec: null },
+  status: "",
+};
+const DIRECTING: SwarmView = {
+  ...JOINED,
+  me: { id: 1, name: "Alex" },
+  iAmDirector: true,
+  members: JOINED.members.map((m) => ({ ...m, me: m.id === 1 })),
+  status: "Waiting for 2 members",
+  waitingFor: [{ id: 2, name: "Mia", progress: 0.4 }, { id: 3, name: "Jo", progress: 0.1 }],
+};
+
+let chromiumInstalled = true;
+try {
+  Deno.statSync(CHROMIUM_PATH);
+} catch {
+  chromiumInstalled = false;
+}
+
+async function bundle(dir: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/page.tsx`, ENTRY);
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["bundle", "--quiet", "--platform", "browser"],
+      ...["--config", new URL("deno.json", ROOT).pathname],
+      ...["-o", `${dir}/page.js`, `${dir}/page.tsx`],
+    ],
+    stderr: "piped",
+  }).output();
+  if (!built.success) throw new Error(new TextDecoder().decode(built.stderr));
+}
+
+const setView = (page: Page, v: SwarmView) =>
+  page.evaluate((v) => (globalThis as unknown as { setView(v: unknown): void }).setView(v), v);
+/** Presses `key` with nothing focused: the page's own keys, not a button's or a field's. */
+async function press(page: Page, key: string) {
+  await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+  await page.keyboard.press(key);
+}
+/** The actions asked for since the last call, and forgets them. */
+const calls = (page: Page) =>
+  page.evaluate(() => {
+    const c = (globalThis as unknown as { calls: unknown[][] }).calls;
+    return c.splice(0, c.length);
+  });
+
+Deno.test({
+  name: "swarm screens: names, actions, keys, and a 360 px phone",
+  ignore: !chromiumInstalled,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "phaselock-swarm-ui-" });
+    const chromium = await launchChromium();
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/") return new Response(HTML, { headers: { "content-type": "text/html" } });
+      if (path === "/app.css") {
+        return new Response(await Deno.readFile(new URL("ui/styles.css", ROOT)), {
+          headers: { "content-type": "text/css" },
+        });
+      }
+      if (path === "/page.js") {
+        return new Response(await Deno.readFile(`${dir}/page.js`), {
+          headers: { "content-type": "text/javascript" },
+        });
+      }
+      return new Response(null, { status: 404 });
+    });
+    try {
+      await bundle(dir);
+      const page = await chromium.page(`http://127.0.0.1:${server.addr.port}/`);
+
+      await t.step("join: validation, the Join action, joining", async () => {
+        await setView(page, { ...HOME, homeMessage: "The server closed the swarm." });
+        await page.getByRole("heading", { name: "Join a swarm" }).waitFor();
+        assert.equal(
+          await page.getByRole("alert").first().innerText(),
+          "The server closed the swarm.",
+        );
+        const join = page.getByRole("button", { name: "Join", exact: true });
+        await join.click();
+        await page.getByRole("alert").filter({ hasText: "Type the swarm key your friends use." })
+          .waitFor();
+        await page.getByRole("textbox", { name: "Swarm key" }).fill("blue-otter");
+        await join.click();
+        await page.getByRole("alert").filter({ hasText: "Say who you are: your name." }).waitFor();
+        assert.equal(await page.getByLabel("Your name").getAttribute("maxlength"), "40");
+        assert.equal(await page.getByLabel("Swarm key").getAttribute("autocomplete"), "off");
+        await page.getByLabel("Your name").fill("Mia");
+        await join.click();
+        assert.deepEqual(await calls(page), [["join", "blue-otter", "Mia"]]);
+        await setView(page, { ...HOME, phase: "joining" });
+        assert.equal(await join.isDisabled(), true);
+        assert.equal(await join.innerText(), "Joining…");
+      });
+
+      await t.step("a member's screen", async () => {
+        await setView(page, JOINED);
+        assert.equal(await page.getByRole("status").first().innerText(), "Fetching 40 %");
+        await page.getByRole("heading", { name: "Rooftop" }).waitFor();
+        assert.match(await page.locator("header").innerText(), /3 members/);
+        assert.match(await page.locator("header").innerText(), /clock locked/);
+        assert.equal(await page.getByRole("button", { name: "Select" }).count(), 0);
+        await page.getByRole("button", { name: "Take control" }).click();
+        await page.getByRole("button", { name: "Leave" }).click();
+        const neon = page.getByRole("progressbar", { name: "Neon Rain.mp3 progress" });
+        assert.equal(await neon.getAttribute("aria-valuenow"), "40");
+        const night = page.getByRole("listitem", { name: "Night Drive.mp3" });
+        await night.getByText("yours", { exact: true }).waitFor();
+        await night.getByText("seeded", { exact: true }).waitFor();
+        await page.getByRole("listitem", { name: "Sunset Drive.mp3" })
+          .getByText("from 3 members").waitFor();
+        await page.getByRole("checkbox", { name: "Enable Sunset Drive.mp3" }).click();
+        assert.match(await page.getByText("Directed by Alex").innerText(), /Directed by Alex/);
+        await press(page, "m");
+        await press(page, " ");
+        assert.deepEqual(await calls(page), [
+          ["takeControl"],
+          ["leave"],
+          ["setEnabled", "sunset-drive-mp3", false],
+          ["setVolume", 0.8, true],
+        ]);
+        await page.getByRole("button", { name: "Click test" }).click();
+        await page.getByRole("slider", { name: "Speaker delay" }).waitFor();
+        await page.getByRole("button", { name: "Mute" }).click();
+        assert.deepEqual(await calls(page), [["setClicks", true], ["setVolume", 0.8, true]]);
+        // Typing in a field is typing: no key acts.
+        await setView(page, { ...JOINED, iAmDirector: true });
+        await page.getByRole("slider", { name: "Volume" }).focus();
+        await page.keyboard.press("m");
+        assert.deepEqual(await calls(page), []);
+      });
+
+      await t.step("the director: Select, Play, Start now, Space", async () => {
+        await setView(page, DIRECTING);
+        await page.getByText("You direct").waitFor();
+        await page.getByText("Waiting for 2 members: Mia 40 %, Jo 10 %").waitFor();
+        const selected = page.getByRole("button", { name: "Selected" });
+        assert.equal(await selected.getAttribute("aria-pressed"), "true");
+        await page.getByRole("listitem", { name: "Sunset Drive.mp3" })
+          .getByRole("button", { name: "Select" }).click();
+        await page.getByRole("button", { name: "Start now" }).click();
+        await page.getByRole("button", { name: "Resign" }).click();
+        await press(page, " "); // waiting: Space stops
+        assert.deepEqual(await calls(page), [
+          ["select", "sunset-drive-mp3"],
+          ["startNow"],
+          ["resign"],
+          ["stop"],
+        ]);
+        await setView(page, { ...DIRECTING, waitingFor: [] });
+        await press(page, " ");
+        await page.getByRole("button", { name: "Play", exact: true }).click();
+        assert.deepEqual(await calls(page), [["play"], ["play"]]);
+        const none = { file: null, playing: false, positionSec: 0, durationSec: null };
+        await setView(page, { ...DIRECTING, waitingFor: [], transport: none });
+        const play = page.getByRole("button", { name: "Play", exact: true });
+        assert.equal(await play.isDisabled(), true);
+        const why = await play.getAttribute("aria-describedby");
+        assert.match(await page.locator(`#${why}`).innerText(), /Select a file first/);
+        await press(page, " ");
+        assert.deepEqual(await calls(page), []);
+      });
+
+      await t.step("sharing: the file input, its error, the limit", async () => {
+        await setView(page, JOINED);
+        await page.evaluate(() => {
+          (globalThis as unknown as { shareAnswer: string }).shareAnswer = "Not an MP3 file.";
+        });
+        await page.getByLabel("Share a file").setInputFiles({
+          name: "song.mp3",
+          mimeType: "audio/mpeg",
+          buffer: Buffer.alloc(8),
+        });
+        await page.getByRole("alert").filter({ hasText: "Not an MP3 file." }).waitFor();
+        assert.deepEqual(await calls(page), [["share", "song.mp3"]]);
+        const input = page.getByLabel("Share a file");
+        assert.equal(await input.getAttribute("accept"), ".mp3,audio/mpeg");
+        assert.equal(await input.getAttribute("multiple"), null);
+        await setView(page, { ...JOINED, files: FILES.map((f) => ({ ...f, mine: true })) });
+        assert.equal(await input.isDisabled(), true);
+        await page.getByText("You share 3 files already (the most)").waitFor();
+      });
+
+      await t.step("tap overlay, notices, banner", async () => {
+        await setView(page, {
+          ...JOINED,
+          link: "reconnecting",
+          notices: [{ id: 7, level: "error", text: "Jo's copy of Neon Rain was corrupt." }],
+          needsTap: true,
+        });
+        await page.getByRole("alert").filter({ hasText: "reconnecting" }).waitFor();
+        await page.getByRole("button", { name: /Tap to start audio/ }).click();
+        await setView(page, { ...JOINED, notices: [{ id: 7, level: "error", text: "x" }] });
+        await page.getByRole("button", { name: "Dismiss" }).click();
+        assert.deepEqual(await calls(page), [["tap"], ["dismiss", 7]]);
+      });
+
+      await t.step("360 px wide: nothing sticks out, buttons are 44 px tall", async () => {
+        await page.setViewportSize({ width: 360, height: 740 });
+        for (const v of [HOME, JOINED, DIRECTING]) {
+          await setView(page, v);
+          const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+          assert.ok(wide <= 360, `${v.phase}: page is ${wide} px wide`);
+          const short = await page.evaluate(() =>
+            [...document.querySelectorAll("button, .swarm-share")]
+              .map((b) => [b.textContent, b.getBoundingClientRect().height] as const)
+              .filter(([, h]) => h > 0 && h < 44)
+          );
+          assert.deepEqual(short, [], `${v.phase}: buttons under 44 px`);
+        }
+      });
+      assert.deepEqual(chromium.consoleErrors(), []);
+    } finally {
+      await chromium.close();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
