@@ -3,12 +3,14 @@
  *   phaselock [--no-window] [options]          the app: a window on the Home screen
  *   phaselock host --headless --name "Friday Night" --as Alex [--port 7420] [FILE.mp3 …]
  *   phaselock join --headless (HOST:PORT | --discover [SESSION]) --as Sam
+ *   phaselock serve --headless [--port 7430] [--tls-cert PEM --tls-key PEM]
  *   phaselock list
  */
 import type { LogFile } from "./log/log_file.ts";
 import { browse } from "./net/discovery.ts";
 import { runApp } from "./app/desktop.ts";
 import { runHost, runJoin } from "./app/headless.ts";
+import { runServe } from "./app/serve.ts";
 import { EXIT, openLog, settleDataDirs, UsageError } from "./app/options.ts";
 import { versionLine } from "./app/version.ts";
 
@@ -19,6 +21,7 @@ Usage:
   phaselock [--no-window] [options]   the app (see phaselock --help app)
   phaselock host --headless --name SESSION --as NAME [--port 7420] [FILE.mp3 …]
   phaselock join --headless (HOST:PORT | --discover [SESSION]) --as NAME
+  phaselock serve --headless [--port 7430]   a swarm server for browser-only groups
   phaselock list
   phaselock COMMAND --help
   phaselock --version
@@ -102,12 +105,34 @@ Opens the PhaseLock window on its Home screen: create a jam or join one.
   --sim-output-latency-ms MS  testing aid: this device sounds MS late without knowing it
 
 Closing the window ends the session (peers are told).`,
+  serve: `phaselock serve --headless [options]
+
+Runs a swarm server: browsers open its address, join a swarm with a shared key and play files
+they share with each other, peer to peer. The server introduces members, relays their WebRTC
+signalling and answers clock pings; it never sees the key (only its hash) nor any file.
+  --port N                  TCP port to listen on (default 7430; 0 picks a free one)
+  --bind ADDRESS            address to listen on (default 0.0.0.0)
+  --tls-cert FILE           serve HTTPS with this certificate chain (PEM); needs --tls-key
+  --tls-key FILE            the certificate's private key (PEM)
+  --ice-server URL          a STUN or TURN server handed to the browsers, repeatable:
+                            stun:HOST:PORT, turn:HOST:PORT, turns:HOST:PORT,
+                            turn:USER:PASSWORD@HOST:PORT (credentials for TURN)
+  --config-dir DIR          the settings folder, as for the other commands (serve writes none)
+  --data-dir DIR            portable: keep the log in DIR
+  --log-file FILE           where this machine's log goes (default: the OS log folder)
+  --log-max-bytes N         log size cap; oldest entries are dropped past it (default 20 MB)
+
+Prints {"type":"serving","url":…,"port":N,"tls":…} on stdout once listening. Without TLS it
+serves plain HTTP: fine on a LAN or behind a TLS-terminating proxy, but phones need HTTPS for
+some features. Commands on stdin: status (the metrics as one JSON line), quit; SIGINT and
+SIGTERM stop it too.`,
   list: `phaselock list [--timeout-ms 2000]
 
 Prints the jams discovered on the LAN as a JSON array.`,
 };
 
-type Spec = Record<string, "string" | "number" | "boolean" | "optional-string">;
+/** A "list" flag may be given several times; its value is every one, in order. */
+type Spec = Record<string, "string" | "number" | "boolean" | "optional-string" | "list">;
 
 const COMMON: Spec = {
   help: "boolean",
@@ -137,6 +162,19 @@ const SPECS: Record<string, Spec> = {
     mic: "string",
   },
   join: { ...COMMON, discover: "optional-string", "cache-dir": "string" },
+  serve: {
+    help: "boolean",
+    headless: "boolean",
+    port: "number",
+    bind: "string",
+    "tls-cert": "string",
+    "tls-key": "string",
+    "ice-server": "list",
+    "config-dir": "string",
+    "data-dir": "string",
+    "log-file": "string",
+    "log-max-bytes": "number",
+  },
   list: { help: "boolean", "timeout-ms": "number" },
   app: {
     ...COMMON,
@@ -154,7 +192,7 @@ const SPECS: Record<string, Spec> = {
 
 /** Parses `--flag value` arguments against a spec; throws UsageError with one line. */
 export function parseFlags(args: string[], spec: Spec) {
-  const flags: Record<string, string | number | boolean> = {};
+  const flags: Record<string, string | number | boolean | string[]> = {};
   const positional: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -187,6 +225,8 @@ export function parseFlags(args: string[], spec: Spec) {
         throw new UsageError(`--${key} must be a number, not "${value}".`);
       }
       flags[key] = n;
+    } else if (kind === "list") {
+      flags[key] = [...((flags[key] as string[] | undefined) ?? []), value];
     } else flags[key] = value;
   }
   return { flags, positional };
@@ -210,7 +250,9 @@ export async function main(args: string[]): Promise<number> {
     }
     const spec = SPECS[cmd];
     if (!spec) {
-      throw new UsageError(`Unknown command "${cmd}". Use host, join or list (see --help).`);
+      throw new UsageError(
+        `Unknown command "${cmd}". Use host, join, serve or list (see --help).`,
+      );
     }
     const { flags, positional } = parseFlags(rest, spec);
     if (flags.help) {
@@ -228,6 +270,14 @@ export async function main(args: string[]): Promise<number> {
       if (positional.length) throw new UsageError(`Unexpected argument "${positional[0]}".`);
       logFile = openLog(flags, "app");
       return await runApp(flags, logFile);
+    }
+    if (cmd === "serve") {
+      if (positional.length) throw new UsageError(`Unexpected argument "${positional[0]}".`);
+      if (!flags.headless) {
+        throw new UsageError("serve runs from scripts: add --headless (it has no window).");
+      }
+      logFile = openLog(flags, "serve");
+      return await runServe(flags, logFile);
     }
     if (!flags.headless) {
       throw new UsageError(

@@ -1,7 +1,8 @@
 /**
- * The UI's files: the app page (`ui/index.html`, `ui/styles.css`, bundle `ui/dist/app.js`) and
+ * The UI's files: the app page (`ui/index.html`, `ui/styles.css`, bundle `ui/dist/app.js`),
  * the browser peer's page (`ui/peer.html`, the same stylesheet, `ui/dist/peer.js` and its
- * decoder `ui/dist/decode_worker.js`). From a source checkout a bundle is rebuilt (with
+ * decoder `ui/dist/decode_worker.js`) and the swarm page (`ui/swarm.html`, the same stylesheet
+ * and decoder, `ui/dist/swarm.js`). From a source checkout a bundle is rebuilt (with
  * `deno bundle`) whenever a source it may import is newer than it, so `deno task start` on a
  * fresh clone builds what it serves; a compiled binary carries built bundles and never rebuilds.
  *
@@ -9,6 +10,7 @@
  */
 import type { UiAssets } from "../server/control.ts";
 import type { PeerPageAssets } from "../server/http.ts";
+import type { SwarmPageAssets } from "../swarm/server.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const UI_DIR = new URL("ui/", ROOT);
@@ -18,6 +20,7 @@ const DIST = new URL("dist/", UI_DIR);
 const BUNDLES = {
   app: { entry: new URL("main.tsx", UI_DIR), out: new URL("app.js", DIST) },
   peer: { entry: new URL("peer_main.tsx", UI_DIR), out: new URL("peer.js", DIST) },
+  swarm: { entry: new URL("swarm_main.tsx", UI_DIR), out: new URL("swarm.js", DIST) },
   decodeWorker: {
     entry: new URL("engine/decode_worker.ts", UI_DIR),
     out: new URL("decode_worker.js", DIST),
@@ -30,7 +33,7 @@ export type BundleName = keyof typeof BUNDLES;
  * filter, decoder and protocol unchanged), walked whole: a few dozen `stat` calls cost less
  * than asking `deno info` for the exact graph at every launch.
  */
-const SOURCE_DIRS = ["ui/", "audio/", "net/", "session/"];
+const SOURCE_DIRS = ["ui/", "audio/", "net/", "session/", "swarm/"];
 
 /** A file URL as a path of this OS (spaces and other escapes decoded; drive letters on Windows). */
 export function filePath(url: URL): string {
@@ -99,8 +102,9 @@ async function build(name: BundleName): Promise<void> {
 }
 
 /**
- * Builds each of `ui/dist/{app,peer,decode_worker}.js` (or the `only` ones) that is older than
- * a source, side by side (all three took 200 ms in parallel here, 280 ms one after another).
+ * Builds each of `ui/dist/{app,peer,swarm,decode_worker}.js` (or the `only` ones) that is older
+ * than a source, side by side (app, peer and decoder took 200 ms in parallel here, 280 ms one
+ * after another).
  * Throws with the bundler's words.
  */
 export async function ensureBundle(
@@ -151,18 +155,43 @@ export async function loadPeerAssets(): Promise<PeerPageAssets> {
   return { html, css, js, worker };
 }
 
+/**
+ * Reads the swarm page, style, engine and decode worker (`ensureBundle({ only: ["swarm",
+ * "decodeWorker"] })` first). Throws with a sentence when the bundles were never built.
+ */
+export async function loadSwarmAssets(): Promise<SwarmPageAssets> {
+  const read = (u: URL) =>
+    Deno.readTextFile(u).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      throw new Error(
+        `The swarm page is not built (${filePath(u)} is missing): run "deno task build:ui".`,
+      );
+    });
+  const [html, css, js, worker] = await Promise.all([
+    read(new URL("swarm.html", UI_DIR)),
+    read(new URL("styles.css", UI_DIR)),
+    read(BUNDLES.swarm.out),
+    read(BUNDLES.decodeWorker.out),
+  ]);
+  return { html, css, js, worker };
+}
+
 if (import.meta.main) {
   const t0 = performance.now();
   await ensureBundle({ force: true });
   const buildMs = Math.round(performance.now() - t0);
-  const [app, peer] = await Promise.all([loadUiAssets(), loadPeerAssets()]);
+  const [app, peer, swarm] = await Promise.all([
+    loadUiAssets(),
+    loadPeerAssets(),
+    loadSwarmAssets(),
+  ]);
   const gz = async (s: string) =>
     (await new Response(
       new Blob([s]).stream().pipeThrough(new CompressionStream("gzip")),
     ).arrayBuffer()).byteLength;
   const bytes = (s: string) => new TextEncoder().encode(s).length; // the WASM text is not ASCII
-  const [js, css, html, peerJs, worker, peerHtml] = await Promise.all(
-    [app.js, app.css, app.html, peer.js, peer.worker, peer.html].map(gz),
+  const [js, css, html, peerJs, worker, peerHtml, swarmJs, swarmHtml] = await Promise.all(
+    [app.js, app.css, app.html, peer.js, peer.worker, peer.html, swarm.js, swarm.html].map(gz),
   );
   const figures = {
     buildMs,
@@ -172,17 +201,21 @@ if (import.meta.main) {
     bundles: {
       app: { bytes: bytes(app.js), gzipBytes: js },
       peer: { bytes: bytes(peer.js), gzipBytes: peerJs },
+      swarm: { bytes: bytes(swarm.js), gzipBytes: swarmJs },
       decodeWorker: { bytes: bytes(peer.worker), gzipBytes: worker },
     },
     /** What a phone downloads to join: page, style, engine and decode worker. */
     peerPageGzipBytes: peerJs + worker + css + peerHtml,
+    /** What a browser downloads to join a swarm: page, style, engine and decode worker. */
+    swarmPageGzipBytes: swarmJs + worker + css + swarmHtml,
   };
   console.log(JSON.stringify(figures));
   const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
   console.log(
-    `UI bundles (gzip): app ${kb(js)}, peer ${kb(peerJs)}, decode worker ${kb(worker)}; ` +
-      `app page ${kb(figures.gzipBytes.total)} (goal ≤ 100 KB), peer page ${
-        kb(figures.peerPageGzipBytes)
+    `UI bundles (gzip): app ${kb(js)}, peer ${kb(peerJs)}, swarm ${kb(swarmJs)}, ` +
+      `decode worker ${kb(worker)}; app page ${kb(figures.gzipBytes.total)} (goal ≤ 100 KB), ` +
+      `peer page ${kb(figures.peerPageGzipBytes)}, swarm page ${
+        kb(figures.swarmPageGzipBytes)
       }; built in ${buildMs} ms`,
   );
 }
