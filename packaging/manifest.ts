@@ -20,9 +20,11 @@ import { filePath } from "../app/ui_assets.ts";
 export const RUNTIME_FILES = [
   "ui/index.html",
   "ui/peer.html",
+  "ui/swarm.html",
   "ui/styles.css",
   "ui/dist/app.js",
   "ui/dist/peer.js",
+  "ui/dist/swarm.js",
   "ui/dist/decode_worker.js",
   "assets/demo.mp3",
   "audio/output_worker.ts",

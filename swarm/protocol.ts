@@ -14,10 +14,16 @@ export const MAX_CONTROL_BYTES = 16 * 1024;
 /** Members one swarm admits. */
 export const MAX_MEMBERS = 20;
 export const MAX_NAME_LENGTH = 40;
-/** Control frames a member may send per second (averaged over 2 s) before being cut off. */
-export const MAX_FRAMES_PER_SEC = 60;
-/** Control bytes a member may send per second (averaged over 2 s): far below any audio. */
-export const MAX_BYTES_PER_SEC = 48 * 1024;
+/**
+ * Control frames a member may send per second, averaged over the server's 10 s window, before
+ * it is cut off. Joining a full swarm (19 offers, their candidates, fast pings) takes ~200.
+ */
+export const MAX_FRAMES_PER_SEC = 40;
+/**
+ * Control bytes a member may send per second, averaged over 10 s: a join's burst of offers
+ * fits (~40 KB), a stream of audio does not (even 64 kbit/s is 8 KB/s).
+ */
+export const MAX_BYTES_PER_SEC = 6 * 1024;
 /** Largest SDP accepted in a signal. */
 export const MAX_SDP_LENGTH = 12 * 1024;
 export const MAX_CANDIDATE_LENGTH = 512;

@@ -10,6 +10,7 @@
  *
  * `/metrics` says how busy the server is and nothing about who uses it: no names, no swarm ids.
  */
+import { ICON_SVG } from "../server/control.ts";
 import { type Context, Hono } from "hono";
 import {
   decodeToServer,
@@ -33,8 +34,8 @@ export const DEFAULT_SWARM_PORT = 7430;
 export const JOIN_TIMEOUT_MS = 10_000;
 /** Refused frames one connection may send; the next one closes it. */
 export const MAX_REFUSED_FRAMES = 20;
-/** The window the rate caps are averaged over. */
-export const RATE_WINDOW_MS = 2000;
+/** The window the rate caps are averaged over: long enough to absorb a join's burst. */
+export const RATE_WINDOW_MS = 10_000;
 /**
  * Connections that may wait to join at once; further upgrades get HTTP 503. Far above a
  * swarm of twenty reloading together.
@@ -465,6 +466,14 @@ export function startSwarmServer(opts: SwarmServerOptions = {}): Promise<SwarmSe
     ["/swarm.js", asset((a) => a.js, "text/javascript; charset=utf-8")],
     ["/decode_worker.js", asset((a) => a.worker, "text/javascript; charset=utf-8")],
     ["/app.css", asset((a) => a.css, "text/css; charset=utf-8")],
+    [
+      "/favicon.svg",
+      (c) =>
+        c.body(ICON_SVG, 200, {
+          "Content-Type": "image/svg+xml",
+          "Cache-Control": "max-age=86400",
+        }),
+    ],
     ["/metrics", (c) => c.json(stats(), 200, { "Cache-Control": "no-store" })],
     ["/swarm", (c) => upgrade(c)],
   ];

@@ -21,6 +21,7 @@ import {
 import {
   MAX_REFUSED_FRAMES,
   memberName,
+  RATE_WINDOW_MS,
   startSwarmServer,
   SWARM_LIMITS,
   type SwarmLogEntry,
@@ -30,6 +31,7 @@ import {
 
 const ROOT = new URL("../", import.meta.url);
 const A = "a".repeat(64), B = "b".repeat(64);
+const WINDOW_SEC = RATE_WINDOW_MS / 1000;
 const ASSETS = {
   html: "<!doctype html><title>PhaseLock swarm</title><script src=/swarm.js></script>",
   css: "body { color: red }",
@@ -429,32 +431,41 @@ Deno.test("a member flooding frames or bytes is cut off (1008) and its swarm tol
     const [watcher] = await join(A, "Watcher");
     const [flood] = await join(A, "Flood");
     await watcher.next("joined");
-    // The cap is 2 s worth of frames; the join was one. One more ping than that is the cut.
+    // The cap is a window's worth of frames; the join was one. One more ping than that is the cut.
     // (Sent exactly: a client that goes on sending after the server's close frame sees the
     // connection dropped rather than the close, which the next member checks.)
-    for (let i = 1; i <= MAX_FRAMES_PER_SEC * 2; i++) flood.send({ type: "ping", t1: i });
+    for (let i = 1; i <= MAX_FRAMES_PER_SEC * WINDOW_SEC; i++) flood.send({ type: "ping", t1: i });
     const cut = await flood.closedByServer();
     assertEquals(cut.code, 1008);
-    assertTrue(/more than 60 messages a second/.test(cut.reason), cut.reason);
-    assertEquals(flood.inbox.filter((m) => m.type === "pong").length, MAX_FRAMES_PER_SEC * 2 - 1);
+    assertTrue(
+      new RegExp(`more than ${MAX_FRAMES_PER_SEC} messages a second`).test(cut.reason),
+      cut.reason,
+    );
+    assertEquals(
+      flood.inbox.filter((m) => m.type === "pong").length,
+      MAX_FRAMES_PER_SEC * WINDOW_SEC - 1,
+    );
     assertEquals((await watcher.next("left")).id, 2);
 
-    // Fewer frames, but more bytes than 2 s of the byte cap: big (legal-sized) SDP offers.
+    // Fewer frames, but more bytes than a window of the byte cap: big (legal-sized) SDP offers.
     const [heavy] = await join(A, "Heavy");
     await watcher.next("joined");
     const sdp = "v=0\r\n" + "a=x\r\n".repeat(2000); // 10 KB: under the frame and SDP caps
     const frame = JSON.stringify({ type: "signal", to: 1, description: { type: "offer", sdp } });
     let bytes = JSON.stringify({ type: "join", protocol: 1, swarm: A, name: "Heavy" }).length;
     let sent = 0;
-    while (bytes <= MAX_BYTES_PER_SEC * 2) {
+    while (bytes <= MAX_BYTES_PER_SEC * WINDOW_SEC) {
       heavy.ws.send(frame);
       bytes += frame.length;
       sent++;
     }
-    assertTrue(sent < MAX_FRAMES_PER_SEC, `${sent} frames`);
+    assertTrue(sent < MAX_FRAMES_PER_SEC * WINDOW_SEC, `${sent} frames`);
     const cut2 = await heavy.closedByServer();
     assertEquals(cut2.code, 1008);
-    assertTrue(/more than 48 KB a second/.test(cut2.reason), cut2.reason);
+    assertTrue(
+      new RegExp(`more than ${MAX_BYTES_PER_SEC / 1024} KB a second`).test(cut2.reason),
+      cut2.reason,
+    );
     assertEquals((await watcher.next("left")).id, 3);
     // Every offer but the one over the cap was relayed; that one was not.
     const relayed = watcher.inbox.filter((m) => m.type === "signal").length;

@@ -45,6 +45,8 @@ export interface SwarmView {
   /** The sentence Home shows (why we are back, or why the join failed). */
   homeMessage?: string;
   swarmName: string;
+  /** The name this device used last (remembered), offered on the join form. */
+  savedName?: string;
   me: { id: MemberId; name: string } | null;
   /** The link to the server. */
   link: "ok" | "offline" | "reconnecting";

@@ -18,6 +18,8 @@ const PACKAGES: { name: string; present: { bin?: string; lib?: string; file?: st
     present: { file: "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so" },
   },
   { name: "iproute2", present: { bin: "ip" } },
+  // The swarm tests serve HTTPS with a throwaway certificate.
+  { name: "openssl", present: { bin: "openssl" } },
   // The sync benchmark, the speaker test and assets/make_demo.ts make their own tracks.
   { name: "sox", present: { bin: "sox" } },
   { name: "lame", present: { bin: "lame" } },

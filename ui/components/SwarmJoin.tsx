@@ -12,9 +12,9 @@ export function SwarmJoin(props: { view: SwarmView; actions: SwarmActions }) {
   const joining = v.phase === "joining";
   // Back Home after a swarm, its key and my name are offered again (when the view has them).
   const [key, setKey] = useState(v.swarmName);
-  const [name, setName] = useState(v.me?.name ?? "");
+  const [name, setName] = useState(v.me?.name ?? v.savedName ?? "");
   const typed = useRef(false);
-  const offered = v.me?.name;
+  const offered = v.me?.name ?? v.savedName;
   useEffect(() => {
     if (offered && !typed.current) setName(offered);
   }, [offered]);
