@@ -4,7 +4,7 @@
  * the UI's client, so the same models and components show the peer screens.
  */
 import { render } from "preact";
-import { useEffect } from "preact/hooks";
+import { useWakeLock } from "./components/useWakeLock.ts";
 import { App } from "./components/App.tsx";
 import { JoinPage } from "./components/JoinPage.tsx";
 import { BrowserPeer } from "./engine/browser_peer.ts";
@@ -15,28 +15,6 @@ const { models } = modelsFor(peer);
 peer.home();
 // Tests and the benchmark read the engine's own view (clock, placement) from here.
 (globalThis as { phaselock?: BrowserPeer }).phaselock = peer;
-
-/** Keeps the screen on while in a jam, where the browser allows it (secure pages only). */
-function useWakeLock(active: boolean) {
-  useEffect(() => {
-    const wl = (navigator as Navigator & {
-      wakeLock?: { request(t: "screen"): Promise<{ release(): Promise<void> }> };
-    }).wakeLock;
-    if (!active || !wl) return;
-    let lock: { release(): Promise<void> } | null = null;
-    const take = () => {
-      if (document.visibilityState === "visible") {
-        wl.request("screen").then((l) => lock = l, () => {});
-      }
-    };
-    take();
-    document.addEventListener("visibilitychange", take);
-    return () => {
-      document.removeEventListener("visibilitychange", take);
-      void lock?.release().catch(() => {});
-    };
-  }, [active]);
-}
 
 const BANNERS = {
   ok: null,
