@@ -7,6 +7,18 @@
  * File names, manifests and chunks travel only on the members' data channels ({@link
  * ./wire.ts}). Pure: the server, the page and the native test members share it.
  */
+import {
+  bool,
+  type Check,
+  fail,
+  hex64,
+  list,
+  nullable,
+  num,
+  obj,
+  SchemaError,
+  str,
+} from "./schema.ts";
 
 export const SWARM_PROTOCOL = 1;
 /** Largest control frame (bytes): an SDP offer with a few dozen candidates fits. */
@@ -105,51 +117,9 @@ export class SwarmProtocolError extends Error {}
 
 // ---------------------------------------------------------------- validation
 
-type Check = (v: unknown, path: string) => void;
-const fail = (path: string, what: string): never => {
-  throw new SwarmProtocolError(`${path} ${what}`);
-};
-const num = (min: number, max: number, int = false): Check => (v, p) => {
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(p, "must be a number");
-  if ((v as number) < min || (v as number) > max) fail(p, `must be within ${min}–${max}`);
-  if (int && !Number.isInteger(v)) fail(p, "must be a whole number");
-};
-const str = (max: number, pattern?: RegExp): Check => (v, p) => {
-  if (typeof v !== "string") fail(p, "must be a string");
-  if ((v as string).length > max) fail(p, `is longer than ${max} characters`);
-  if (pattern && !pattern.test(v as string)) fail(p, "is malformed");
-};
-const bool: Check = (v, p) => typeof v !== "boolean" && fail(p, "must be true or false");
-const nullable = (c: Check): Check => (v, p) => v !== null && c(v, p);
-const HEX64 = /^[0-9a-f]{64}$/;
-const hash = str(64, HEX64);
+const hash = hex64;
 const memberId = num(1, 2 ** 31, true);
 const time = num(0, 1e15);
-
-/** An object with exactly these fields (optional ones end in `?`), no others. */
-const obj = (fields: Record<string, Check>): Check => (v, p) => {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(p, "must be an object");
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!Object.hasOwn(fields, k) && !Object.hasOwn(fields, `${k}?`)) {
-      fail(p, `has an unknown field "${k.slice(0, 30)}"`);
-    }
-  }
-  for (const [key, check] of Object.entries(fields)) {
-    const optional = key.endsWith("?");
-    const k = optional ? key.slice(0, -1) : key;
-    if (!(k in o) || o[k] === undefined) {
-      if (!optional) fail(p, `lacks "${k}"`);
-      continue;
-    }
-    check(o[k], `${p}.${k}`);
-  }
-};
-const list = (max: number, item: Check): Check => (v, p) => {
-  if (!Array.isArray(v)) fail(p, "must be a list");
-  if ((v as unknown[]).length > max) fail(p, `has more than ${max} entries`);
-  (v as unknown[]).forEach((x, i) => item(x, `${p}[${i}]`));
-};
 
 const transport = obj({
   file: nullable(hash),
@@ -246,7 +216,11 @@ function parse<T extends { type: string }>(
   if (typeof type !== "string" || !Object.hasOwn(checks, type)) {
     throw new SwarmProtocolError(`unknown message type ${JSON.stringify(type)?.slice(0, 30)}`);
   }
-  checks[type](value, type);
+  try {
+    checks[type](value, type);
+  } catch (e) {
+    throw e instanceof SchemaError ? new SwarmProtocolError(e.message) : e;
+  }
   return value as T;
 }
 

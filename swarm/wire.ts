@@ -29,6 +29,7 @@ import {
   MAX_FILE_NAME_LENGTH,
 } from "./manifest.ts";
 import { MAX_MEMBERS, MAX_SHARED_FILES } from "./protocol.ts";
+import { type Check, fail, hex64, int, obj, SchemaError, str } from "./schema.ts";
 
 /** First byte of a chunk frame: magic nibble 0xA, wire version 1. */
 export const CHUNK_MAGIC = 0xa1;
@@ -123,43 +124,12 @@ export function decodeBitfield(text: string, chunks: number): Uint8Array | null 
 // ---------------------------------------------------------------- validation
 
 class WireError extends Error {}
-type Check = (v: unknown, path: string) => void;
-const fail = (path: string, what: string): never => {
-  throw new WireError(`${path} ${what}`);
-};
-const int = (min: number, max: number): Check => (v, p) => {
-  if (typeof v !== "number" || !Number.isInteger(v)) fail(p, "must be a whole number");
-  if ((v as number) < min || (v as number) > max) fail(p, `must be within ${min}–${max}`);
-};
-const str = (max: number, pattern?: RegExp): Check => (v, p) => {
-  if (typeof v !== "string") fail(p, "must be a string");
-  if ((v as string).length > max) fail(p, `is longer than ${max} characters`);
-  if (pattern && !pattern.test(v as string)) fail(p, "is malformed");
-};
-const fileId = str(64, /^[0-9a-f]{64}$/);
+
+const fileId = hex64;
 const index = int(0, MAX_CHUNKS - 1);
 const name = str(MAX_FILE_NAME_LENGTH, /\S/);
 const size = int(1, MAX_FILE_BYTES);
 const b64 = (max: number): Check => str(max, B64);
-
-const obj = (fields: Record<string, Check>): Check => (v, p) => {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(p, "must be an object");
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!Object.hasOwn(fields, k) && !Object.hasOwn(fields, `${k}?`)) {
-      fail(p, `has an unknown field "${k.slice(0, 30)}"`);
-    }
-  }
-  for (const [key, check] of Object.entries(fields)) {
-    const optional = key.endsWith("?");
-    const k = optional ? key.slice(0, -1) : key;
-    if (!(k in o) || o[k] === undefined) {
-      if (!optional) fail(p, `lacks "${k}"`);
-      continue;
-    }
-    check(o[k], `${p}.${k}`);
-  }
-};
 
 const offer: Check = (v, p) => {
   obj({
@@ -269,7 +239,10 @@ export function decodeWire(data: unknown): Decoded {
     }
     return { ok: false, reason: `unsupported frame type ${Object.prototype.toString.call(data)}` };
   } catch (e) {
-    return { ok: false, reason: e instanceof WireError ? e.message : `bad frame (${e})` };
+    return {
+      ok: false,
+      reason: e instanceof WireError || e instanceof SchemaError ? e.message : `bad frame (${e})`,
+    };
   }
 }
 

@@ -1,14 +1,14 @@
 /**
  * The swarm page's screens in Chromium, from made-up views: a fake member (its view a signal
  * the test replaces, its actions recorded) behind SwarmApp. Finds controls by role and name,
- * as a person with a screen reader would. Skipped where Debian's Chromium is not installed
- * (tests/setup.ts installs it).
+ * as a person with a screen reader would. Needs Debian's Chromium (tests/setup.ts installs it;
+ * launchChromium fails with a sentence without it).
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Page } from "playwright-core";
 import type { SwarmFileView, SwarmMemberView, SwarmView } from "../../swarm/view.ts";
-import { CHROMIUM_PATH, launchChromium } from "../../tests/harness/browser.ts";
+import { launchChromium } from "../../tests/harness/browser.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -116,13 +116,6 @@ const DIRECTING: SwarmView = {
   waitingFor: [{ id: 2, name: "Mia", progress: 0.4 }, { id: 3, name: "Jo", progress: 0.1 }],
 };
 
-let chromiumInstalled = true;
-try {
-  Deno.statSync(CHROMIUM_PATH);
-} catch {
-  chromiumInstalled = false;
-}
-
 async function bundle(dir: string): Promise<void> {
   await Deno.writeTextFile(`${dir}/page.tsx`, ENTRY);
   const built = await new Deno.Command(Deno.execPath(), {
@@ -140,7 +133,7 @@ const setView = (page: Page, v: SwarmView) =>
   page.evaluate((v) => (globalThis as unknown as { setView(v: unknown): void }).setView(v), v);
 /** Presses `key` with nothing focused: the page's own keys, not a button's or a field's. */
 async function press(page: Page, key: string) {
-  await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+  await page.evaluate("document.activeElement?.blur()");
   await page.keyboard.press(key);
 }
 /** The actions asked for since the last call, and forgets them. */
@@ -152,7 +145,6 @@ const calls = (page: Page) =>
 
 Deno.test({
   name: "swarm screens: names, actions, keys, and a 360 px phone",
-  ignore: !chromiumInstalled,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
@@ -307,13 +299,11 @@ Deno.test({
         await page.setViewportSize({ width: 360, height: 740 });
         for (const v of [HOME, JOINED, DIRECTING]) {
           await setView(page, v);
-          const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+          const wide = await page.evaluate<number>("document.documentElement.scrollWidth");
           assert.ok(wide <= 360, `${v.phase}: page is ${wide} px wide`);
-          const short = await page.evaluate(() =>
-            [...document.querySelectorAll("button, .swarm-share")]
-              .map((b) => [b.textContent, b.getBoundingClientRect().height] as const)
-              .filter(([, h]) => h > 0 && h < 44)
-          );
+          const short = await page.evaluate(`[...document.querySelectorAll("button, .swarm-share")]
+            .map((b) => [b.textContent, b.getBoundingClientRect().height])
+            .filter(([, h]) => h > 0 && h < 44)`);
           assert.deepEqual(short, [], `${v.phase}: buttons under 44 px`);
         }
       });
