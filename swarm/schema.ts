@@ -13,7 +13,9 @@ export const fail = (path: string, what: string): never => {
 };
 
 export const num = (min: number, max: number, int = false): Check => (v, p) => {
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(p, "must be a number");
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    fail(p, int ? "must be a whole number" : "must be a number");
+  }
   if (int && !Number.isInteger(v)) fail(p, "must be a whole number");
   if ((v as number) < min || (v as number) > max) fail(p, `must be within ${min}–${max}`);
 };
