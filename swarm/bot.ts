@@ -4,7 +4,9 @@
  * run in one process (a swarm of twenty on a small machine).
  *
  *   deno run -A swarm/bot.ts --server http://HOST:PORT --key KEY [--count N] [--name Bot]
- *       [--share FILE.mp3]… [--tamper] [--status-ms 500]
+ *       [--share FILE.mp3]… [--tamper] [--uplink-mbps MB] [--status-ms 500]
+ *
+ * `--uplink-mbps` caps what each member uploads (megabytes a second), like a phone's uplink.
  *
  * Prints one JSON line per member every --status-ms: {"type":"status","name":…,…debug()}.
  * stdin commands (one per line): `quit`; `take N` / `resign N` / `select N FILEID` /
@@ -22,6 +24,7 @@ type Flags = {
   tamper: boolean;
   statusMs: number;
   insecure: boolean;
+  uplinkMBps: number;
 };
 
 function parse(args: string[]): Flags {
@@ -34,6 +37,7 @@ function parse(args: string[]): Flags {
     tamper: false,
     statusMs: 500,
     insecure: false,
+    uplinkMBps: 0,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i], v = () => args[++i] ?? "";
@@ -44,6 +48,7 @@ function parse(args: string[]): Flags {
     else if (a === "--share") f.share.push(v());
     else if (a === "--tamper") f.tamper = true;
     else if (a === "--status-ms") f.statusMs = Number(v());
+    else if (a === "--uplink-mbps") f.uplinkMBps = Number(v());
     else throw new Error(`unknown option ${a}`);
   }
   if (!f.server || !f.key) throw new Error("--server and --key are required");
@@ -67,6 +72,7 @@ if (import.meta.main) {
       RTCPeerConnection: RTCPeerConnection as unknown as SwarmMemberOptions["RTCPeerConnection"],
       audio: null,
       ...(f.tamper ? { tamper } : {}),
+      ...(f.uplinkMBps > 0 ? { uplinkBytesPerSec: f.uplinkMBps * 1e6 } : {}),
       log: (line) => console.error(`[${f.name} ${i}] ${line}`),
     });
     members.push(m);

@@ -23,6 +23,7 @@
  * calls {@link FileExchange.removePeer} when a channel closes.
  */
 import {
+  CHUNK_BYTES,
   chunkCount,
   chunkRange,
   cleanFileName,
@@ -66,6 +67,11 @@ export interface FileExchangeOptions {
   requestTimeoutMs?: number;
   /** Fetch every file a peer offers unless disabled here (default true). */
   autoFetch?: boolean;
+  /**
+   * Testing aid: this member uploads at most this many chunk bytes a second, over all its
+   * peers (a phone's uplink on one machine, where every member otherwise shares loopback).
+   */
+  uplinkBytesPerSec?: number;
   /** Tests only: rewrites every chunk this member sends (a malicious seeder). */
   tamper?: (fileId: string, index: number, bytes: Uint8Array) => Uint8Array;
 }
@@ -206,6 +212,11 @@ export class FileExchange {
   #scheduleQueued = false;
   #notifyQueued = false;
   #closed = false;
+
+  /** The uplink cap's bucket: bytes that may go now, and when it was last filled. */
+  #tokens = 0;
+  #filledMs = 0;
+  #refill: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: FileExchangeOptions) {
     this.#o = options;
@@ -406,6 +417,7 @@ export class FileExchange {
   /** Stops: no more timers, sends or callbacks. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#refill);
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     this.#peers.clear();
@@ -611,12 +623,34 @@ export class FileExchange {
         continue;
       }
       const { start, end } = chunkRange(f.manifest!, index);
+      if (!this.#uplinkAllows(end - start)) {
+        p.queue.unshift({ file, index });
+        return;
+      }
       let bytes = f.data!.subarray(start, end);
       if (this.#o.tamper) bytes = this.#o.tamper(file, index, bytes.slice());
       if (!this.#send(p, encodeChunk(file, index, bytes))) return;
       p.stats.chunksSent++;
       p.stats.bytesSent += bytes.byteLength;
     }
+  }
+
+  /** Takes `bytes` from the uplink cap's bucket; false (and a pump scheduled) when empty. */
+  #uplinkAllows(bytes: number): boolean {
+    const rate = this.#o.uplinkBytesPerSec;
+    if (!rate) return true;
+    const now = performance.now();
+    this.#tokens = Math.min(2 * CHUNK_BYTES, this.#tokens + (now - this.#filledMs) * rate / 1000);
+    this.#filledMs = now;
+    if (this.#tokens >= bytes) {
+      this.#tokens -= bytes;
+      return true;
+    }
+    this.#refill ??= setTimeout(() => {
+      this.#refill = undefined;
+      this.pump();
+    }, Math.ceil((bytes - this.#tokens) * 1000 / rate));
+    return false;
   }
 
   #send(p: PeerState, data: string | Uint8Array<ArrayBuffer>): boolean {

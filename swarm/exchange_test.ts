@@ -617,3 +617,23 @@ Deno.test("exchange: malformed and hostile frames from a peer break nothing", ()
     await until(() => bad.got.some((g) => g.type === "chunk"), 2000, "a chunk for the puppet");
     assertEquals(l.ex.files().map((f) => f.id), [id]);
   }));
+
+Deno.test("exchange: a capped uplink sends no faster than its cap, and still delivers", () =>
+  withNet(async (net) => {
+    // 512 KiB at 1 MiB/s: at least ~0.4 s (the bucket starts with up to two chunks' worth).
+    const rate = MiB;
+    const s = net.node({ uplinkBytesPerSec: rate });
+    const l = net.node();
+    const bytes = pseudoRandom(8 * CHUNK_BYTES, 9);
+    const id = s.ex.share("capped.mp3", bytes);
+    const t0 = performance.now();
+    net.link(s, l);
+    await until(() => l.ex.bytes(id) !== null, 10_000, "the leecher to complete");
+    const elapsedMs = performance.now() - t0;
+    const floorMs = (bytes.length - 2 * CHUNK_BYTES) / rate * 1000;
+    assertTrue(
+      elapsedMs >= floorMs,
+      `took ${elapsedMs.toFixed(0)} ms, the cap allows ≥ ${floorMs} ms`,
+    );
+    assertTrue(same(l.ex.bytes(id), bytes));
+  }));

@@ -70,6 +70,8 @@ export interface SwarmMemberOptions {
   audio: SwarmAudio | null;
   /** Testing aid: chunks this member sends are passed through it (a malicious seeder). */
   tamper?: (fileId: string, index: number, bytes: Uint8Array) => Uint8Array;
+  /** Testing aid: this member uploads at most this many chunk bytes a second. */
+  uplinkBytesPerSec?: number;
   log?: (line: string) => void;
 }
 
@@ -168,6 +170,7 @@ export class SwarmMember implements SwarmActions {
       onComplete: (id) => this.#completed(id),
       log: (m) => this.o.log?.(m),
       ...(this.o.tamper ? { tamper: this.o.tamper } : {}),
+      ...(this.o.uplinkBytesPerSec ? { uplinkBytesPerSec: this.o.uplinkBytesPerSec } : {}),
     });
     const audio = this.o.audio;
     if (audio) {
