@@ -10,7 +10,7 @@
  *
  * Prints one JSON line per member every --status-ms: {"type":"status","name":…,…debug()}.
  * stdin commands (one per line): `quit`; `take N` / `resign N` / `select N FILEID` /
- * `play N` / `start N` / `stop N` (N = the member's index from 0); `leave N`.
+ * `play N` / `start N` / `stop N` (N = the member's index from 0); `leave N`; `share N FILE`.
  */
 import { RTCPeerConnection } from "node-datachannel/polyfill";
 import { SwarmMember, type SwarmMemberOptions } from "./member.ts";
@@ -126,6 +126,7 @@ if (import.meta.main) {
       else if (cmd === "start") m.startNow();
       else if (cmd === "stop") m.stop();
       else if (cmd === "leave") m.leave();
+      else if (cmd === "share") m.shareBytes(arg.split("/").at(-1)!, await Deno.readFile(arg));
     }
   }
   done();
