@@ -45,7 +45,12 @@ import type {
 
 /** Sound starts this long after Play: time for every member to hear the director. */
 export const PLAY_LEAD_MS = 1500;
-/** Each member says where it stands this often (and at once when it changes). */
+/**
+ * Each member says where it stands this often, and at once when something other than a
+ * fetch's progress changes (a file complete, the clock locked, the sound started): the server
+ * relays every status to every member, and progress moving every tick would make twenty
+ * members fetching a file send ~200 statuses a second, relayed ~3800 times.
+ */
 const STATUS_MS = 1000;
 const TICK_MS = 100;
 const CONNECT_TIMEOUT_MS = 4000;
@@ -57,6 +62,12 @@ const MAX_NOTICES = 5;
 /** The swarm's id: SHA-256 of the key (with a prefix of this app's own), hex. */
 export function swarmIdOf(key: string): string {
   return bytesToHex(sha256(utf8ToBytes(`phaselock swarm\n${key.trim()}`)));
+}
+
+/** What of a status is news at once: which files, which complete, locked, playing. */
+function statusShape(s: SwarmState): string {
+  if (s.kind !== "status") return "";
+  return JSON.stringify([s.have.map((h) => [h.file, h.progress >= 1]), s.locked, s.playing]);
 }
 
 type PeerConnectionCtor = new (config: RTCConfiguration) => RTCPeerConnection;
@@ -585,7 +596,7 @@ export class SwarmMember implements SwarmActions {
     if (d.iDirect && now - this.#lastBeatMs >= HEARTBEAT_MS) this.#heartbeat();
     if (d.iDirect && this.#pendingPlay) this.#checkPending();
     const status = this.#status();
-    const key = JSON.stringify(status);
+    const key = statusShape(status);
     if (key !== this.#lastStatusKey || now - this.#lastStatusMs >= STATUS_MS) {
       this.#lastStatusKey = key;
       this.#lastStatusMs = now;
