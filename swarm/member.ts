@@ -54,6 +54,13 @@ export const PLAY_LEAD_MS = 1500;
 const STATUS_MS = 1000;
 const TICK_MS = 100;
 const CONNECT_TIMEOUT_MS = 4000;
+/**
+ * A data channel still not open this long after this member (the newer of the two) offered is
+ * offered again, later each time (up to 4×). Whatever kept it closed — a connection that failed
+ * on the other side only (that side closes it and waits for an offer), one stuck connecting, or
+ * three quick retries spent during a crowd's join — the link is not given up for good.
+ */
+const RELINK_MS = 8000;
 /** Without the server for this long, the page gives up and goes Home. */
 const GIVE_UP_MS = 60_000;
 const STORE_KEY = "phaselock.swarm";
@@ -97,6 +104,8 @@ interface Link {
   remoteSet: boolean;
   status?: { have: Have[]; locked: boolean; playing: boolean };
   attempts: number;
+  /** When this member last offered (page clock), or 0. */
+  offeredAtMs: number;
 }
 
 interface Notice {
@@ -416,6 +425,7 @@ export class SwarmMember implements SwarmActions {
         pending: [],
         remoteSet: false,
         attempts: 0,
+        offeredAtMs: 0,
       };
       this.#links.set(id, l);
     }
@@ -457,6 +467,7 @@ export class SwarmMember implements SwarmActions {
 
   async #offer(l: Link) {
     l.attempts++;
+    l.offeredAtMs = performance.now();
     const pc = this.#newPc(l);
     this.#channel(l, pc.createDataChannel("files", { ordered: true }));
     try {
@@ -523,6 +534,20 @@ export class SwarmMember implements SwarmActions {
       this.exchange.removePeer(l.id);
       this.#publishSoon();
     };
+  }
+
+  /** Offers again on links that did not open in time (see {@link RELINK_MS}). */
+  #relink() {
+    const me = this.#me;
+    if (me === null) return;
+    const now = performance.now();
+    for (const l of this.#links.values()) {
+      if (l.open || me < l.id || l.offeredAtMs === 0) continue;
+      if (now - l.offeredAtMs < RELINK_MS * Math.min(Math.max(l.attempts, 1), 4)) continue;
+      this.o.log?.(`the link to member ${l.id} did not open: offering again`);
+      this.#closeLink(l);
+      void this.#offer(l);
+    }
   }
 
   #closeLink(l: Link) {
@@ -602,6 +627,7 @@ export class SwarmMember implements SwarmActions {
       this.#lastStatusMs = now;
       this.#sendState(status);
     }
+    this.#relink();
     this.#apply();
     // Position moves while playing: the screens want it live.
     if (this.#transport.playing) this.#publishSoon();
