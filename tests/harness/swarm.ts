@@ -23,7 +23,7 @@ import type { SwarmMetrics } from "../../swarm/server.ts";
 import { launchChromium } from "./browser.ts";
 import { launchFirefox } from "./firefox.ts";
 import { adaptPlaywright, adaptPuppeteer, type Engine, type TestPage } from "./pages.ts";
-import { AppProcess } from "./proc.ts";
+import { AppProcess, descendants } from "./proc.ts";
 import { type PrivatePulse, startPulse } from "./pulse.ts";
 import { makeTestCert, type TestCert } from "./tls.ts";
 import { lagSeries, percentile } from "./xcorr.ts";
@@ -290,7 +290,15 @@ export async function openSwarmPage(engine: Engine, opts: SwarmPageOptions): Pro
     });
     close = () => chrome.close();
     try {
-      const p: PlaywrightPage = await chrome.page(url);
+      let p: PlaywrightPage;
+      try {
+        p = await chrome.page(url);
+      } catch (e) {
+        // Another rig's network namespace coming or going (a veth appears in this one) makes
+        // Chromium abort a navigation in flight: once more, in a new context.
+        if (!/ERR_NETWORK_CHANGED/.test(String(e))) throw e;
+        p = await chrome.page(url);
+      }
       page = adaptPlaywright(p);
     } catch (e) {
       await chrome.close();
@@ -468,6 +476,8 @@ export interface BotOptions {
   name: string;
   share?: string[];
   tamper?: boolean;
+  /** Each member uploads at most this many megabytes a second (a phone's uplink). */
+  uplinkMBps?: number;
   statusMs?: number;
   env?: Record<string, string>;
 }
@@ -490,6 +500,7 @@ export class SwarmBots {
     args.push("--status-ms", String(o.statusMs ?? 500));
     for (const f of o.share ?? []) args.push("--share", f);
     if (o.tamper) args.push("--tamper");
+    if (o.uplinkMBps) args.push("--uplink-mbps", String(o.uplinkMBps));
     this.child = new Deno.Command(Deno.execPath(), {
       args,
       cwd: ROOT,
@@ -693,6 +704,15 @@ export class SwarmRig {
     return b;
   }
 
+  /** This test process, every process below it, and the rig's PulseAudio (it daemonizes). */
+  processes(): Set<number> {
+    const out = new Set([Deno.pid, ...descendants(Deno.pid)]);
+    try {
+      out.add(Number(Deno.readTextFileSync(`${this.pulse?.dir}/pulse/pid`).trim()));
+    } catch { /* no PulseAudio */ }
+    return out;
+  }
+
   /** Bytes the server's interface received and sent so far. */
   counters() {
     return this.server.ns.counters();
@@ -728,42 +748,50 @@ export function cpuSnapshot(): Map<number, { ticks: number; cmd: string }> {
 /**
  * Where the machine's CPU went between two snapshots, by kind of process ("chromium renderer
  * 85 %, firefox 41 %, …", 100 % = one core), for the logs: sync figures mean little on a
- * machine that is saturated.
+ * machine that is saturated. With `mine` (this run's processes, {@link SwarmRig.processes}),
+ * everything else is counted apart as "outside this run".
  */
 export function cpuShares(
   a: Map<number, { ticks: number; cmd: string }>,
   b: Map<number, { ticks: number; cmd: string }>,
   seconds: number,
-): { total: number; text: string } {
+  mine?: Set<number>,
+): { total: number; outside: number; text: string } {
   const groups = new Map<string, number>();
-  let total = 0;
+  let total = 0, outside = 0;
   for (const [pid, x] of b) {
     const d = x.ticks - (a.get(pid)?.ticks ?? 0);
     if (d <= 0) continue;
     const c = x.cmd;
-    const kind = c.includes("chromium")
-      ? `chromium ${/--type=(\S+)/.exec(c)?.[1] ?? "browser"}`
-      : c.includes("firefox")
-      ? "firefox"
-      : c.includes("swarm/bot.ts")
-      ? "bots"
-      : / serve --headless/.test(c)
-      ? "server"
-      : c.split(" ")[0].split("/").pop() || "other";
+    const theirs = mine !== undefined && !mine.has(pid);
+    if (theirs) outside += d;
+    const kind = (theirs ? "outside this run: " : "") +
+      (c.includes("chromium")
+        ? `chromium ${/--type=(\S+)/.exec(c)?.[1] ?? "browser"}`
+        : c.includes("firefox")
+        ? "firefox"
+        : c.includes("swarm/bot.ts")
+        ? "bots"
+        : / serve --headless/.test(c)
+        ? "server"
+        : c.split(" ")[0].split("/").pop() || "other");
     groups.set(kind, (groups.get(kind) ?? 0) + d);
     total += d;
   }
   const pct = (ticks: number) => ticks / seconds; // 100 ticks a second
   return {
     total: pct(total),
+    outside: pct(outside),
     text: [...groups].sort((x, y) => y[1] - x[1]).filter(([, v]) => pct(v) >= 1)
       .map(([k, v]) => `${k} ${pct(v).toFixed(0)} %`).join(", "),
   };
 }
 
 /**
- * Lags (ms) of channel `k` against channel `ref` of a bus recording, per 0.25 s window with
- * sound on both, between two recording times (s); positive: `k` is late.
+ * Lags (ms) of channel `k` against channel `ref` of a bus recording, per window (0.25 s, every
+ * 0.25 s) with sound on both and a clear correlation peak within ±`maxLagMs`, between two
+ * recording times (s); positive: `k` is late. A window whose lag is beyond the search gives no
+ * point: count the missing ones. A longer window finds larger lags (±150 ms needs ~1 s).
  */
 export function lagsAgainst(
   rec: { channels: Float32Array[]; rateHz: number },
@@ -772,13 +800,17 @@ export function lagsAgainst(
   fromSec = 0,
   toSec = Infinity,
   maxLagMs = 40,
+  windowSec = 0.25,
 ): { atSec: number; lagMs: number }[] {
   const a = rec.channels[ref], b = rec.channels[k];
   const from = Math.max(0, Math.round(fromSec * rec.rateHz));
   const to = Math.min(a.length, Math.round(toSec * rec.rateHz));
   if (to <= from) return [];
-  return lagSeries(a.subarray(from, to), b.subarray(from, to), { maxLagMs, hopSec: 0.25 })
-    .points.map((p) => ({ atSec: p.atSec + fromSec, lagMs: p.lagMs }));
+  return lagSeries(a.subarray(from, to), b.subarray(from, to), {
+    maxLagMs,
+    windowSec,
+    hopSec: 0.25,
+  }).points.map((p) => ({ atSec: p.atSec + fromSec, lagMs: p.lagMs }));
 }
 
 /** p95 of |lag| and a compact series, for reports. */
