@@ -71,6 +71,7 @@ if (import.meta.main) {
       WebSocket,
       RTCPeerConnection: RTCPeerConnection as unknown as SwarmMemberOptions["RTCPeerConnection"],
       audio: null,
+      headless: true,
       ...(f.tamper ? { tamper } : {}),
       ...(f.uplinkMBps > 0 ? { uplinkBytesPerSec: f.uplinkMBps * 1e6 } : {}),
       log: (line) => console.error(`[${f.name} ${i}] ${line}`),

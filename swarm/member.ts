@@ -53,6 +53,8 @@ export const PLAY_LEAD_MS = 1500;
  */
 const STATUS_MS = 1000;
 const TICK_MS = 100;
+/** The view is rebuilt at most this often for news from the network. */
+const PUBLISH_MS = 150;
 const CONNECT_TIMEOUT_MS = 4000;
 /**
  * A data channel still not open this long after this member (the newer of the two) offered is
@@ -91,6 +93,8 @@ export interface SwarmMemberOptions {
   /** Testing aid: this member uploads at most this many chunk bytes a second. */
   uplinkBytesPerSec?: number;
   log?: (line: string) => void;
+  /** No screen reads the view (native test members): it is built only when asked for. */
+  headless?: boolean;
 }
 
 interface Link {
@@ -629,8 +633,6 @@ export class SwarmMember implements SwarmActions {
     }
     this.#relink();
     this.#apply();
-    // Position moves while playing: the screens want it live.
-    if (this.#transport.playing) this.#publishSoon();
   }
 
   #status(): SwarmState {
@@ -860,16 +862,22 @@ export class SwarmMember implements SwarmActions {
 
   // ---------------------------------------------------------------- the view
 
+  /**
+   * Publishes the view within {@link PUBLISH_MS}: in a swarm of twenty, other members' statuses
+   * alone arrive ~20 times a second, and re-rendering the screen for each cost a page the CPU
+   * its audio placement needs. The person's own actions publish at once ({@link #publish}).
+   */
   #publishSoon() {
     if (this.#publishQueued) return;
     this.#publishQueued = true;
-    queueMicrotask(() => {
+    setTimeout(() => {
       this.#publishQueued = false;
       this.#publish();
-    });
+    }, PUBLISH_MS);
   }
 
   #publish() {
+    if (this.o.headless) return;
     this.view.value = this.#buildView();
   }
 
