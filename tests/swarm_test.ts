@@ -116,9 +116,8 @@ function record(rig: SwarmRig) {
  *
  * - the page plays the same file at the same place: at least half the 0.5 s windows correlate
  *   within ±100 ms (a page playing anything else would have none);
- * - p95 |lag| is within {@link SYNC_MS} for its engine, a window whose lag is beyond the
- *   ±{@link SEARCH_MS} search
- *   counting as out of bound.
+ * - p95 |lag| (over the windows with a lag found within ±{@link SEARCH_MS}; more than 15 % of
+ *   windows without one fail) is within {@link SYNC_MS} for its engine.
  *
  * Misses are collected in `misses` and asserted at the end of the test, so one phase out of
  * sync does not hide what the later phases do. How much of each page's sound dropped out
@@ -143,10 +142,11 @@ function syncCheck(
     const lags = lagsAgainst(rec, ref.sink, p.sink, from, to, SEARCH_MS);
     const s = lagSummary(lags);
     const missing = Math.max(0, expected - lags.length);
-    const p95 = percentile([
-      ...lags.map((l) => Math.abs(l.lagMs)),
-      ...Array(missing).fill(Infinity),
-    ], 95);
+    // A window with no lag found (a dropout, a correlation too weak) is out of bound when
+    // more than 15 % of them are; the p95 is over the windows found.
+    const p95 = missing > 0.15 * expected
+      ? Infinity
+      : percentile(lags.map((l) => Math.abs(l.lagMs)), 95);
     const bound = SYNC_MS[p.engine];
     const ok = p95 <= bound;
     const p95Text = Number.isFinite(p95) ? `${p95.toFixed(2)} ms` : `over ${SEARCH_MS} ms`;
