@@ -9,13 +9,15 @@
  * snapcast (Snapcast's snapserver and three snapclients on the lan rig; after a lan in the same
  * run its line ends with the ratio against PhaseLock), calibrate (five rounds of calibration by
  * the host's microphone: a native peer and a Chromium page with hidden output latencies, each
- * measured against the host before and after).
+ * measured against the host before and after), swarm (browser pages in a swarm: sync, Join →
+ * clock locked; a 10 MB file spread to 1 and to 19 native members with capped uplinks).
  * For each it prints a one-line summary, then all results as JSON, and writes
  * DIR/sync-SCENARIO.svg (error over time per device pair; some scenarios add
  * DIR/sync-SCENARIO-NAME.svg) and DIR/sync.json, which keeps the latest result of every
  * scenario (those not run this time stay as they were).
  */
 import { CALIBRATE_X_LABEL, calibrateSummary } from "./calibrate.ts";
+import { swarmSummary } from "./swarm.ts";
 import { errorPlotSvg } from "./plot.ts";
 import { convergedAfterSec, IN_SYNC_MS, startSpreadMs } from "./snapcast.ts";
 import {
@@ -75,6 +77,7 @@ export function summaryLine(r: ScenarioResult, ctx: { lan?: ScenarioResult } = {
   if (r.scenario === "browser") parts.push(...browserSummary(fig));
   if (r.scenario === "snapcast") parts.push(...snapcastSummary(r, ctx.lan));
   if (r.scenario === "calibrate") parts.push(...calibrateSummary(fig));
+  if (r.scenario === "swarm") parts.push(...swarmSummary(fig));
   const steps = Math.max(0, ...r.pairs.map((p) => p.maxStepMs));
   if (r.scenario === "long") parts.push(`largest step ${f(steps)} ms`);
   if (r.processes.length) {

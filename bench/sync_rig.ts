@@ -29,6 +29,7 @@ import { findTrackStart, lagSeries, percentile } from "../tests/harness/xcorr.ts
 import { decodeMp3 } from "../audio/decode.ts";
 import { browserProcesses, pageProcesses, type ProcMemory, tabProcess } from "./browser_procs.ts";
 import { calibrateScenario } from "./calibrate.ts";
+import { swarmScenario } from "./swarm.ts";
 import { snapcastScenario } from "./snapcast.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -45,7 +46,8 @@ export type ScenarioName =
   | "latejoin"
   | "evening"
   | "browser"
-  | "calibrate";
+  | "calibrate"
+  | "swarm";
 export const SCENARIOS: ScenarioName[] = [
   "chain",
   "lan",
@@ -56,6 +58,7 @@ export const SCENARIOS: ScenarioName[] = [
   "evening",
   "browser",
   "calibrate",
+  "swarm",
   "long",
 ];
 
@@ -505,6 +508,7 @@ export async function runScenario(
   if (name === "browser") return await browserPeers(opts);
   if (name === "snapcast") return await snapcastScenario(opts);
   if (name === "calibrate") return await calibrateScenario(opts);
+  if (name === "swarm") return await swarmScenario({ ...opts, cacheDir });
   const seconds = opts.seconds ??
     { lan: LAN_SECONDS, wan: 20, long: 600, transport: 0, latejoin: 12 }[name];
   const trackSec = name === "long" ? seconds + 20 : Math.max(30, seconds + 15);
