@@ -50,10 +50,12 @@ const CONTEXT_AGE_MS = 25_000;
 /** Seconds of playing recorded (from half a second after the start). */
 const PLAY_MS = 9000;
 /**
- * The late joiner's context is young (it just joined): its first seconds after it says it
- * plays are reported, the next 8 s held to the bound.
+ * The late joiner's context is young (it just joined), and the members serving it its file and
+ * its new connections are disturbed too: a reference page was seen 17 ms off when the late page
+ * started playing, slewing back gently over ~5 s. So the first seconds after it says it plays
+ * are reported, the next 8 s held to the bound.
  */
-const LATE_SETTLE_MS = 6000;
+const LATE_SETTLE_MS = 10_000;
 
 function liveChildren(): number[] {
   return descendants(Deno.pid).filter(alive);
