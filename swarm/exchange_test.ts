@@ -4,6 +4,7 @@
  * it has queued), delivery is asynchronous, and `bufferedamountlow` fires when a channel's
  * queue falls to SEND_LOW_WATER.
  */
+import { pseudoRandom } from "../tests/harness/bytes.ts";
 import { assertEquals, assertThrows, assertTrue } from "../tests/assert.ts";
 import {
   type ExchangeChannel,
@@ -208,18 +209,6 @@ async function until(cond: () => boolean, ms: number, what: string) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
   }
-}
-
-function pseudoRandom(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
 
 function same(a: Uint8Array | null, b: Uint8Array): boolean {

@@ -1,4 +1,5 @@
 import { assertEquals, assertThrows, assertTrue } from "../tests/assert.ts";
+import { pseudoRandom } from "../tests/harness/bytes.ts";
 import {
   CHUNK_BYTES,
   chunkCount,
@@ -13,18 +14,6 @@ import {
   verifyChunk,
   verifyManifest,
 } from "./manifest.ts";
-
-function pseudoRandom(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 Deno.test("manifest: chunk layout, a short last chunk", () => {
   const bytes = pseudoRandom(2 * CHUNK_BYTES + 100, 1);
