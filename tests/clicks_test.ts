@@ -67,6 +67,10 @@ function lagsMs(host: number[], peer: number[]): number[] {
   return out;
 }
 
+function median(xs: number[]): number {
+  return [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+}
+
 Deno.test({
   name: "click test: host and peer tick together once a second; the peer's speaker delay of " +
     "30 ms moves its ticks 30 ms earlier in the recording",
@@ -154,10 +158,14 @@ Deno.test({
       const quiet = phase(off + 300, marks[3]);
       report.push(`after off: ${quiet.host.length} + ${quiet.peer.length} ticks`);
       console.log(report.join("\n"));
+      // The median must sit on the mark; a single tick may be off by a scheduling hiccup of the
+      // loaded machine (CI once saw one tick 1.15 ms off while the rest were within 0.2 ms).
       assertTrue(lagA.length >= 4, `paired ticks: ${lagA.length}`);
-      for (const l of lagA) assertNear(l, 0, 1, "host and peer tick together");
+      assertNear(median(lagA), 0, 0.5, "host and peer tick together (median)");
+      for (const l of lagA) assertNear(l, 0, 2, "host and peer tick together");
       assertTrue(lagB.length >= 3, `paired ticks with the delay: ${lagB.length}`);
-      for (const l of lagB) assertNear(l, -30, 1, "the peer ticks 30 ms early on the wire");
+      assertNear(median(lagB), -30, 0.5, "the peer ticks 30 ms early on the wire (median)");
+      for (const l of lagB) assertNear(l, -30, 2, "the peer ticks 30 ms early on the wire");
       assertEquals([quiet.host.length, quiet.peer.length], [0, 0], "silent once off");
     } finally {
       for (const p of procs) p.kill();
@@ -216,8 +224,7 @@ Deno.test({
       assertTrue(lags.length >= 7, `paired ticks: ${lags.length}`);
       // Chromium was measured within 1.3 ms of a native host, settling to ±0.6 ms; under load
       // a single tick has come 2.7 ms off, so one tick is held to the sync tests' 10 ms.
-      const median = [...lags].sort((x, y) => x - y)[Math.floor(lags.length / 2)];
-      assertNear(median, 0, 2, "the page ticks with the host (median)");
+      assertNear(median(lags), 0, 2, "the page ticks with the host (median)");
       for (const l of lags) assertNear(l, 0, 10, "every tick of the page");
     } finally {
       await browser.close();
