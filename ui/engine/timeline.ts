@@ -158,3 +158,188 @@ export class ContextTimeline {
     };
   }
 }
+
+export interface StepTimelineOptions {
+  /** The offset is the median of the current segment's readings over this much context time. */
+  levelSec?: number;
+  /** Consecutive readings at least this far (ms) from the fit, all on one side, are a step. */
+  stepMs?: number;
+  stepCount?: number;
+  /** The rate is fitted over this much context time. */
+  slopeWindowSec?: number;
+  maxSlopePpm?: number;
+}
+
+interface StepReading {
+  ctxSec: number;
+  heardMs: number;
+}
+
+/** One second of readings, reduced to medians; weighted by how steady they were. */
+interface Bucket {
+  x: number;
+  y: number;
+  w: number;
+  segment: number;
+}
+
+/**
+ * When a context's frames are heard, from output timestamps that are exact but for real steps.
+ * Chromium's `getOutputTimestamp()` reads within ~0.1 ms of the truth, and when it moves it
+ * moves for good: a late render block or a busy audio process delays every later frame by
+ * 0.5–30 ms, and the recording moves with it (measured against the bus recording). A fit over
+ * a window (like {@link ContextTimeline}) tilts across such a step: its rate absorbs the step
+ * until the step leaves the window, misplacing the sound by milliseconds for seconds. So here
+ * the map is a level plus one rate: the level is the median of the last second of readings
+ * since the last step, a step is a run of readings off to one side, and the rate (the sound
+ * card's crystal against the page's clock, fixed) is fitted across every segment of the last
+ * minute, each segment with a level of its own.
+ *
+ * Pure: samples come in as numbers; tests drive it with simulated devices.
+ */
+export class StepTimeline {
+  readonly #o: Required<StepTimelineOptions>;
+  /** The current segment's readings within `levelSec`. */
+  #recent: StepReading[] = [];
+  /** The second of readings being gathered into a bucket. */
+  #open: StepReading[] = [];
+  #buckets: Bucket[] = [];
+  #segment = 0;
+  #run: StepReading[] = [];
+  #runSign = 0;
+  #count = 0;
+  #slope = 0;
+  #fit: TimelineFit | null = null;
+  jumps = 0;
+
+  constructor(options: StepTimelineOptions = {}) {
+    this.#o = {
+      levelSec: 1,
+      stepMs: 0.5,
+      stepCount: 5,
+      slopeWindowSec: 60,
+      maxSlopePpm: 1000,
+      ...options,
+    };
+  }
+
+  get fit(): TimelineFit | null {
+    return this.#fit;
+  }
+
+  /** Adds a reading; returns true when it completed a step (the level starts over). */
+  add(s: TimelineSample): boolean {
+    if (!Number.isFinite(s.ctxSec) || !Number.isFinite(s.heardMs) || s.ctxSec <= 0) return false;
+    const last = this.#recent.at(-1);
+    if (last && s.ctxSec < last.ctxSec) this.reset();
+    const r: StepReading = { ctxSec: s.ctxSec, heardMs: s.heardMs };
+    let stepped = false;
+    const fit = this.#fit;
+    if (fit) {
+      const off = r.heardMs - this.heardMs(r.ctxSec);
+      const sign = Math.abs(off) > Math.max(this.#o.stepMs, 4 * fit.spreadMs) ? Math.sign(off) : 0;
+      if (sign !== 0 && sign === this.#runSign) this.#run.push(r);
+      else this.#run = sign === 0 ? [] : [r];
+      this.#runSign = sign;
+      if (this.#run.length >= this.#o.stepCount) {
+        // The readings before the run close the old segment; the run starts the new one.
+        const run = new Set(this.#run.slice(0, -1));
+        this.#open = this.#open.filter((x) => !run.has(x));
+        this.#closeBucket();
+        this.#segment++;
+        this.#recent = this.#run.slice(0, -1);
+        this.#open = [...this.#recent];
+        this.#run = [];
+        this.#runSign = 0;
+        this.jumps++;
+        stepped = true;
+      }
+    }
+    this.#count++;
+    this.#recent.push(r);
+    this.#open.push(r);
+    while (this.#recent[0].ctxSec < r.ctxSec - this.#o.levelSec) this.#recent.shift();
+    if (r.ctxSec - this.#open[0].ctxSec >= 1) this.#closeBucket();
+    this.#refit();
+    return stepped;
+  }
+
+  reset(): void {
+    this.#recent = [];
+    this.#segment = 0;
+    this.#open = [];
+    this.#buckets = [];
+    this.#run = [];
+    this.#runSign = 0;
+    this.#count = 0;
+    this.#slope = 0;
+    this.#fit = null;
+  }
+
+  /** Page time (ms) at which context time `ctxSec` is heard; needs at least one sample. */
+  heardMs(ctxSec: number): number {
+    const f = this.#fit!;
+    return f.heardAtRefMs + (ctxSec - f.refSec) * 1000 * (1 + f.slope);
+  }
+
+  #closeBucket() {
+    const rs = this.#open;
+    this.#open = [];
+    if (rs.length < 5) return;
+    const d = rs.map((r) => r.heardMs - r.ctxSec * 1000);
+    const y = median(d);
+    const mad = median(d.map((v) => Math.abs(v - y)));
+    this.#buckets.push({
+      x: median(rs.map((r) => r.ctxSec)),
+      y,
+      w: 1 / (0.05 + mad) ** 2,
+      segment: this.#segment,
+    });
+    const oldest = rs.at(-1)!.ctxSec - this.#o.slopeWindowSec;
+    while (this.#buckets.length && this.#buckets[0].x < oldest) this.#buckets.shift();
+    this.#slope = this.#fitSlope();
+  }
+
+  /** One rate through every segment, each with its own level (weighted least squares). */
+  #fitSlope(): number {
+    const segments = new Map<number, Bucket[]>();
+    for (const b of this.#buckets) {
+      const list = segments.get(b.segment);
+      if (list) list.push(b);
+      else segments.set(b.segment, [b]);
+    }
+    let num = 0, den = 0, weight = 0;
+    for (const bs of segments.values()) {
+      if (bs.length < 2) continue;
+      const w = bs.reduce((a, b) => a + b.w, 0);
+      const mx = bs.reduce((a, b) => a + b.w * b.x, 0) / w;
+      const my = bs.reduce((a, b) => a + b.w * b.y, 0) / w;
+      for (const b of bs) {
+        num += b.w * (b.x - mx) * (b.y - my);
+        den += b.w * (b.x - mx) ** 2;
+      }
+      weight += w;
+    }
+    // Seconds of spread around the segments' centres: too little says nothing about a rate.
+    if (weight === 0 || den / weight < 1) return 0;
+    const max = this.#o.maxSlopePpm * 1e-6;
+    return Math.max(-max, Math.min(max, num / den / 1000));
+  }
+
+  #refit() {
+    const rs = this.#recent;
+    const slope = this.#slope;
+    const refSec = rs.at(-1)!.ctxSec;
+    const at = rs.map((r) => r.heardMs - (r.ctxSec - refSec) * 1000 * (1 + slope));
+    const level = median(at);
+    const spreadMs = median(at.map((x) => Math.abs(x - level)));
+    this.#fit = {
+      refSec,
+      heardAtRefMs: level,
+      slope,
+      spreadMs,
+      centreMs: 0,
+      samples: this.#count,
+    };
+  }
+}

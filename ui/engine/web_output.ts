@@ -16,7 +16,7 @@ import {
   type Schedule,
 } from "../../audio/player.ts";
 import { BROWSER_DRIFT } from "../../audio/drift.ts";
-import { ContextTimeline } from "./timeline.ts";
+import { ContextTimeline, StepTimeline } from "./timeline.ts";
 
 /** Frames per source node: ~43 ms at 48 kHz. */
 const CHUNK_FRAMES = 2048;
@@ -58,7 +58,7 @@ const LATENCY_READ_MS = 1000;
 export class WebOutput {
   readonly ctx: AudioContext;
   readonly player: Player;
-  readonly #stamp = new ContextTimeline();
+  readonly #stamp = new StepTimeline();
   readonly #clock = new ContextTimeline({ quantile: clockQuantile() });
   #useStamp = false;
   #latencyMs = 0;
@@ -182,7 +182,10 @@ export class WebOutput {
     if (!FIREFOX && typeof ctx.getOutputTimestamp === "function") {
       const ts = ctx.getOutputTimestamp();
       if (ts.contextTime && ts.performanceTime) {
-        this.#stamp.add({ ctxSec: ts.contextTime, heardMs: ts.performanceTime });
+        // A step is the device having glitched (a late block, a busy sound server): the sound
+        // already moved, so it moves back at once (a crossfade), not by a second of slewing.
+        const stepped = this.#stamp.add({ ctxSec: ts.contextTime, heardMs: ts.performanceTime });
+        if (stepped && this.#useStamp) this.player.realign();
       }
     }
     if (now - this.#latencyReadMs >= LATENCY_READ_MS) {
