@@ -63,12 +63,14 @@ async function playing(opts: ScenarioOptions, log: (l: string) => void) {
     }
     log(`Join → clock locked: ${keyToSync.map((x) => x.toFixed(0)).join(", ")} ms`);
     const [a] = pages;
+    // Recording from before the file is shared: a recorder joining the sound server re-times
+    // its sinks, and every page's output steps as it starts (tests/swarm_test.ts).
+    const rec = recordBus(rig.pulse!);
     await a.share("Noise.mp3", bytes);
     const has = `v.files.some((f) => f.id === ${JSON.stringify(fileId)} && f.playable)`;
     await Promise.all(pages.map((p) => p.waitFor(has, 60_000, "the file ready")));
     await a.page.click({ text: "Select" });
     await a.waitFor(`v.transport.file === ${JSON.stringify(fileId)}`, 5000, "the selection");
-    const rec = recordBus(rig.pulse!);
     await a.page.click({ text: "Play" });
     await a.waitFor("v.transport.playing", 20_000, "playing");
     const t = (await a.debug()).transport;
