@@ -5,7 +5,8 @@
  * whose content the native engine's {@link Player} renders for the host time at which each frame
  * will be heard. Drift, seek, pause, speaker delay and channel are therefore the same code as on
  * native devices; what is browser-specific is only *when* a context frame is heard, which
- * {@link ContextTimeline} fits from the browser's reports.
+ * {@link StepTimeline} (output timestamps) and {@link ContextTimeline} (`currentTime`) fit from
+ * the browser's reports.
  */
 import { type HostMap, localToHost } from "../../net/local_clock.ts";
 import {
