@@ -68,6 +68,12 @@ export interface FileExchangeOptions {
   /** Fetch every file a peer offers unless disabled here (default true). */
   autoFetch?: boolean;
   /**
+   * Bytes of files being fetched held at once (default {@link MAX_INCOMPLETE_BYTES}): a file
+   * is held whole while it arrives, so twenty members sharing three large files each would
+   * otherwise ask a phone for gigabytes. The others wait their turn; the wanted file never.
+   */
+  maxIncompleteBytes?: number;
+  /**
    * Testing aid: this member uploads at most this many chunk bytes a second, over all its
    * peers (a phone's uplink on one machine, where every member otherwise shares loopback).
    */
@@ -122,6 +128,8 @@ export const MAX_BAD_CHUNKS = 3;
 export const MAX_QUEUED_PER_PEER = 64;
 /** File entries kept about at most (files offered by peers, mine, fetched). */
 const MAX_KNOWN_FILES = 2 * MAX_OFFERS;
+/** Default {@link FileExchangeOptions.maxIncompleteBytes}: two files at the size cap. */
+export const MAX_INCOMPLETE_BYTES = 100 * 1024 * 1024;
 
 interface Request {
   peer: number;
@@ -201,6 +209,7 @@ export class FileExchange {
   readonly #o: FileExchangeOptions;
   readonly #maxInFlight: number;
   readonly #timeoutMs: number;
+  readonly #maxIncomplete: number;
   readonly #files = new Map<string, FileState>();
   readonly #peers = new Map<number, PeerState>();
   readonly #peerStats = new Map<number, PeerStats>();
@@ -222,6 +231,7 @@ export class FileExchange {
     this.#o = options;
     this.#maxInFlight = Math.max(1, options.maxInFlightPerPeer ?? 8);
     this.#timeoutMs = Math.max(1, options.requestTimeoutMs ?? 4000);
+    this.#maxIncomplete = options.maxIncompleteBytes ?? MAX_INCOMPLETE_BYTES;
   }
 
   // ---------------------------------------------------------------- API
@@ -480,8 +490,10 @@ export class FileExchange {
 
   #onManifest(p: PeerState, m: Extract<WireText, { type: "manifest" }>): void {
     const f = this.#files.get(m.file);
-    if (!f || f.manifest || !f.enabled) return;
-    if (f.manifestReq?.peer === p.id) f.manifestReq = null;
+    // Only while one is asked for (from anyone): an unasked manifest would hold bytes past
+    // the cap on files being fetched.
+    if (!f || f.manifest || !f.enabled || !f.manifestReq) return;
+    if (f.manifestReq.peer === p.id) f.manifestReq = null;
     const hashes = base64ToBytes(m.hashes);
     const manifest: Manifest = {
       id: m.file,
@@ -704,9 +716,16 @@ export class FileExchange {
   #schedule(): void {
     const files = [...this.#files.values()].filter((f) => f.enabled && !this.#complete(f));
     files.sort((a, b) => Number(b.id === this.#priority) - Number(a.id === this.#priority));
+    // What files already being fetched hold; a new one starts (its manifest is asked for,
+    // then its bytes are held) only within the cap, unless it is the wanted one or the only one.
+    let held = files.reduce((n, f) => n + (f.manifest || f.manifestReq ? f.sizeBytes : 0), 0);
     for (const f of files) {
-      if (!f.manifest) this.#askManifest(f);
-      else this.#askChunks(f);
+      if (f.manifest) this.#askChunks(f);
+      else if (f.manifestReq) continue;
+      else if (f.id === this.#priority || held === 0 || held + f.sizeBytes <= this.#maxIncomplete) {
+        this.#askManifest(f);
+        if (f.manifestReq) held += f.sizeBytes;
+      }
     }
     this.#arm();
   }

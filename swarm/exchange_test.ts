@@ -626,3 +626,46 @@ Deno.test("exchange: a capped uplink sends no faster than its cap, and still del
     );
     assertTrue(same(l.ex.bytes(id), bytes));
   }));
+
+Deno.test("exchange: files being fetched hold at most maxIncompleteBytes; the rest wait their turn", () =>
+  withNet(async (net) => {
+    // Two seeders, a file each: without the cap both would arrive at once.
+    const seeders = [net.node(), net.node()];
+    const l = net.node({ maxIncompleteBytes: MiB + MiB / 2 });
+    const files = [0, 1].map((k) => pseudoRandom(MiB + 1000 * k, 20 + k));
+    const ids = files.map((b, k) => seeders[k].ex.share(`f${k}.mp3`, b));
+    for (const s of seeders) net.link(s, l);
+    // Sampled while it fetches: the files started and not complete, in bytes.
+    let most = 0;
+    const started = () =>
+      l.ex.files().filter((f) => !f.seeded && f.progress > 0).reduce((n, f) => n + f.sizeBytes, 0);
+    const watch = setInterval(() => most = Math.max(most, started()), 1);
+    try {
+      await until(() => l.completed.length === 2, 10_000, "both files, in turns");
+    } finally {
+      clearInterval(watch);
+    }
+    ids.forEach((id, k) => assertTrue(same(l.ex.bytes(id), files[k]), `file ${k}`));
+    // One file at a time: two would be over the cap.
+    assertTrue(most > 0 && most <= MiB + 1000, `held ${most} bytes of unfinished files`);
+  }));
+
+Deno.test("exchange: files larger than maxIncompleteBytes are still fetched, one at a time", () =>
+  withNet(async (net) => {
+    const seeders = [net.node(), net.node()];
+    const l = net.node({ maxIncompleteBytes: MiB / 2 });
+    const files = [0, 1].map((k) => pseudoRandom(MiB, 30 + k));
+    const ids = files.map((b, k) => seeders[k].ex.share(`g${k}.mp3`, b));
+    for (const s of seeders) net.link(s, l);
+    let both = false;
+    const watch = setInterval(() => {
+      both ||= l.ex.files().filter((f) => !f.seeded && f.progress > 0).length > 1;
+    }, 1);
+    try {
+      await until(() => l.completed.length === 2, 10_000, "both files");
+    } finally {
+      clearInterval(watch);
+    }
+    ids.forEach((id, k) => assertTrue(same(l.ex.bytes(id), files[k]), `file ${k}`));
+    assertTrue(!both, "two files were held unfinished at once");
+  }));
