@@ -5,6 +5,7 @@
  */
 import { assertEquals, assertTrue } from "../tests/assert.ts";
 import { makeTestCert } from "../tests/harness/tls.ts";
+import { forEachLine } from "../tests/harness/proc.ts";
 import { main, parseFlags } from "../main.ts";
 import { EXIT } from "../app/options.ts";
 import { iceServersOf, parseIceServer, servePortOf } from "../app/serve.ts";
@@ -736,20 +737,9 @@ function spawnServe(args: string[]) {
   }).spawn();
   const lines: Record<string, unknown>[] = [];
   let stderr = "";
-  const pump = async (s: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        onLine(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    }
-  };
   const pumped = Promise.all([
-    pump(child.stdout, (l) => lines.push(JSON.parse(l))),
-    pump(child.stderr, (l) => stderr += l + "\n"),
+    forEachLine(child.stdout, (l) => lines.push(JSON.parse(l))),
+    forEachLine(child.stderr, (l) => stderr += l + "\n"),
   ]);
   const stdin = child.stdin.getWriter();
   const waitFor = (type: string, ms = 30_000) =>

@@ -54,15 +54,7 @@ export class AppProcess {
   }
 
   async #pump(s: ReadableStream<Uint8Array>, onLine: (l: string) => void) {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        onLine(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    }
+    await forEachLine(s, onLine);
     for (const w of this.#waiters.splice(0)) w();
   }
 
@@ -178,5 +170,21 @@ export async function exitWithin(p: AppProcess, ms: number): Promise<Deno.Comman
     return await Promise.race([p.exited, late]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Calls `onLine` with every complete line of a process's output stream, until it ends. */
+export async function forEachLine(
+  s: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let buf = "";
+  for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      onLine(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
   }
 }

@@ -23,7 +23,7 @@ import type { SwarmMetrics } from "../../swarm/server.ts";
 import { launchChromium } from "./browser.ts";
 import { launchFirefox } from "./firefox.ts";
 import { adaptPlaywright, adaptPuppeteer, type Engine, type TestPage } from "./pages.ts";
-import { AppProcess, descendants } from "./proc.ts";
+import { AppProcess, descendants, forEachLine } from "./proc.ts";
 import { type PrivatePulse, startPulse } from "./pulse.ts";
 import { makeTestCert, type TestCert } from "./tls.ts";
 import { lagSeries, percentile } from "./xcorr.ts";
@@ -525,16 +525,8 @@ export class SwarmBots {
   }
 
   async #pump(s: ReadableStream<Uint8Array>, onLine: (l: string) => void) {
-    let buf = "";
     try {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          onLine(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
-      }
+      await forEachLine(s, onLine);
     } catch { /* the process ended */ }
   }
 
