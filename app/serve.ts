@@ -110,7 +110,9 @@ export async function tlsOf(
     Deno.readTextFile(file).catch((e) => {
       throw new Error(`Cannot read the TLS ${what} "${file}": ${(e as Error).message}`);
     });
-  const [cert, key] = await Promise.all([read(certFile, "certificate"), read(keyFile, "key")]);
+  // One after the other: when both are missing, the certificate is named, every time.
+  const cert = await read(certFile, "certificate");
+  const key = await read(keyFile, "key");
   if (!cert.includes("-----BEGIN CERTIFICATE-----")) {
     throw new Error(
       `The TLS certificate "${certFile}" is not a PEM certificate ` +
