@@ -12,6 +12,7 @@
 import { assertEquals, assertTrue } from "./assert.ts";
 import { hostTarget, stageTree, type Target, TARGETS } from "../packaging/manifest.ts";
 import { VERSION } from "../app/version.ts";
+import { SWARM_PROTOCOL } from "../swarm/protocol.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { AppProcess, exitWithin } from "./harness/proc.ts";
 import { freePort } from "./harness/ports.ts";
@@ -87,7 +88,9 @@ Deno.test({
       const file = `${out}/phaselock-${target}${TARGETS[target].exe}`;
       // What the compiler added to the runtime: the app's files and their index.
       const payload = (await Deno.readFile(file)).subarray(runtimeBytes);
-      for (const name of ["decode_worker.js", "peer.html", "demo.mp3", "output_worker.ts"]) {
+      for (
+        const name of ["decode_worker.js", "peer.html", "swarm.html", "demo.mp3", "output_worker.ts"]
+      ) {
         assertTrue(contains(payload, name), `${name} is not in the binary`);
       }
       // The compiler lists what it embedded (the loader's code names every addon, so the
@@ -109,6 +112,15 @@ Deno.test({
     }
   },
 });
+
+/** A swarm join, as a page sends it. */
+const JOIN = {
+  type: "join",
+  protocol: SWARM_PROTOCOL,
+  // A swarm id is the SHA-256 of its key, in hex; the server takes any such string.
+  swarm: "5e".repeat(32),
+  name: "Probe",
+};
 
 /** The staged copy and an empty profile, made once for the tests below. */
 let staged: Promise<{ dir: string; files: number }> | null = null;
@@ -220,6 +232,69 @@ Deno.test({
       for (const p of procs) p.kill();
       await Promise.all(procs.map((p) => p.exited));
       await pulse.stop();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "from the same copy, portable: serve --headless serves the swarm page and its " +
+    "WebSocket, refuses uploads, quits on a signal and leaves the profile empty",
+  ...opts,
+  async fn() {
+    const { dir } = await stage();
+    const tmp = await Deno.makeTempDir({ prefix: "phaselock-portable-serve-" });
+    const home = `${tmp}/home`;
+    await Deno.mkdir(home);
+    const server = new AppProcess(
+      ["serve", "--headless", "--port", "0", "--bind", "127.0.0.1", "--data-dir", `${tmp}/data`],
+      { cwd: dir, script: `${dir}/main.ts`, env: await emptyProfile(home) },
+    );
+    try {
+      const serving = await server.waitFor((e) => e.type === "serving", 30_000, "serving");
+      const base = `http://127.0.0.1:${serving.port}`;
+      // Everything a phone downloads to join, from the copy: page, engine, decoder, style.
+      const sizes: string[] = [];
+      for (
+        const [path, min] of [
+          ["/", 300],
+          ["/swarm.js", 10_000],
+          ["/decode_worker.js", 10_000],
+          ["/app.css", 1000],
+        ] as const
+      ) {
+        const res = await fetch(base + path);
+        const body = await res.arrayBuffer();
+        assertTrue(res.ok && body.byteLength > min, `${path}: ${res.status}, ${body.byteLength} B`);
+        sizes.push(`${path} ${body.byteLength} B`);
+      }
+      const put = await fetch(`${base}/swarm.js`, { method: "POST", body: "x" });
+      await put.body?.cancel();
+      assertTrue(put.status === 404 || put.status === 405, `a POST got ${put.status}`);
+      // The WebSocket answers a join with a welcome.
+      const ws = new WebSocket(`ws://127.0.0.1:${serving.port}/swarm`);
+      const welcome = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no welcome within 10 s")), 10_000);
+        ws.onerror = () => reject(new Error("the swarm WebSocket failed"));
+        ws.onopen = () => ws.send(JSON.stringify(JOIN));
+        ws.onmessage = (m) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(m.data));
+        };
+      });
+      ws.close();
+      assertEquals(welcome.type, "welcome", JSON.stringify(welcome));
+      server.kill("SIGTERM");
+      const status = await exitWithin(server, 10_000);
+      assertTrue(status, "still running 10 s after SIGTERM");
+      assertEquals(status.code, 0, server.stderr.slice(-1500));
+      await assertEmpty(home, "the portable server");
+      console.log(`swarm server from the copy: ${sizes.join(", ")}; a join welcomed`);
+    } finally {
+      if (!(await exitWithin(server, 100))) {
+        server.kill("SIGKILL");
+        await server.exited;
+      }
       await Deno.remove(tmp, { recursive: true });
     }
   },
