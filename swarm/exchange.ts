@@ -96,6 +96,11 @@ export interface FileInfo {
   enabled: boolean;
   /** Connected peers offering it. */
   sources: number;
+  /**
+   * Enabled and offered, but not started: it waits until the files being fetched leave room
+   * ({@link FileExchangeOptions.maxIncompleteBytes}).
+   */
+  queued: boolean;
 }
 
 export interface PeerStats {
@@ -345,6 +350,8 @@ export class FileExchange {
         mine: f.mine,
         enabled: f.enabled,
         sources,
+        queued: f.enabled && !f.mine && !f.manifest && !f.manifestReq && sources > 0 &&
+          !this.#complete(f),
       });
     }
     return out;

@@ -236,6 +236,7 @@ Deno.test("exchange: one seeder, one leecher", () =>
       mine: true,
       enabled: true,
       sources: 0,
+      queued: false,
     }]);
     assertTrue(same(s.ex.bytes(id), bytes));
     net.link(s, l);
@@ -253,6 +254,7 @@ Deno.test("exchange: one seeder, one leecher", () =>
       mine: false,
       enabled: true,
       sources: 1,
+      queued: false,
     }]);
     assertEquals(s.ex.stats.bytesSent, bytes.length);
     assertEquals(s.ex.stats.peers[l.id].chunksSent, 17);
@@ -636,10 +638,19 @@ Deno.test("exchange: files being fetched hold at most maxIncompleteBytes; the re
     const ids = files.map((b, k) => seeders[k].ex.share(`f${k}.mp3`, b));
     for (const s of seeders) net.link(s, l);
     // Sampled while it fetches: the files started and not complete, in bytes.
-    let most = 0;
+    let most = 0, queuedSeen = false;
     const started = () =>
       l.ex.files().filter((f) => !f.seeded && f.progress > 0).reduce((n, f) => n + f.sizeBytes, 0);
-    const watch = setInterval(() => most = Math.max(most, started()), 1);
+    const watch = setInterval(() => {
+      most = Math.max(most, started());
+      // The one waiting says so (the page shows "queued", not 0 %); never one that has begun.
+      for (const f of l.ex.files()) {
+        if (f.queued) {
+          queuedSeen = true;
+          assertTrue(f.progress === 0 && !f.seeded && f.enabled, JSON.stringify(f));
+        }
+      }
+    }, 1);
     try {
       await until(() => l.completed.length === 2, 10_000, "both files, in turns");
     } finally {
@@ -648,6 +659,8 @@ Deno.test("exchange: files being fetched hold at most maxIncompleteBytes; the re
     ids.forEach((id, k) => assertTrue(same(l.ex.bytes(id), files[k]), `file ${k}`));
     // One file at a time: two would be over the cap.
     assertTrue(most > 0 && most <= MiB + 1000, `held ${most} bytes of unfinished files`);
+    assertTrue(queuedSeen, "the waiting file was never reported queued");
+    assertTrue(l.ex.files().every((f) => !f.queued), "a file still queued at the end");
   }));
 
 Deno.test("exchange: files larger than maxIncompleteBytes are still fetched, one at a time", () =>

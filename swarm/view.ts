@@ -35,6 +35,8 @@ export interface SwarmFileView {
   enabled: boolean;
   /** Members offering chunks of it, me excluded. */
   sources: number;
+  /** Waiting its turn: the files being fetched first hold as much as a device may. */
+  queued: boolean;
   /** Decoded and ready to play here. */
   playable: boolean;
   durationSec?: number;

@@ -52,6 +52,7 @@ const file = (f: Partial<SwarmFileView> & Pick<SwarmFileView, "name">): SwarmFil
   mine: false,
   enabled: true,
   sources: 2,
+  queued: false,
   playable: true,
   durationSec: 200,
   ...f,

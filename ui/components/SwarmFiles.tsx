@@ -35,7 +35,9 @@ function FileFacts(props: { f: SwarmFileView }) {
   if (f.mine) facts.push(<span class="badge badge-yours">yours</span>);
   if (f.seeded) facts.push(<span class="swarm-seeded">seeded</span>);
   else if (!f.enabled) facts.push(<span>off</span>);
-  else facts.push(<span>{percent(f.progress)}</span>);
+  else if (f.queued) {
+    facts.push(<span title="Fetched once the files before it are done">queued</span>);
+  } else facts.push(<span>{percent(f.progress)}</span>);
   if (!f.mine && f.sources > 0) facts.push(<span>{fromMembers(f.sources)}</span>);
   else if (!f.mine && !f.seeded && f.enabled) facts.push(<span>no one offers it now</span>);
   if (f.seeded && f.enabled && !f.playable) facts.push(<span>preparing…</span>);

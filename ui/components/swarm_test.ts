@@ -52,6 +52,7 @@ const file = (name: string, f: Partial<SwarmFileView> = {}): SwarmFileView => ({
   mine: false,
   enabled: true,
   sources: 3,
+  queued: false,
   playable: true,
   durationSec: 200,
   ...f,
