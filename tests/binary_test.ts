@@ -89,7 +89,13 @@ Deno.test({
       // What the compiler added to the runtime: the app's files and their index.
       const payload = (await Deno.readFile(file)).subarray(runtimeBytes);
       for (
-        const name of ["decode_worker.js", "peer.html", "swarm.html", "demo.mp3", "output_worker.ts"]
+        const name of [
+          "decode_worker.js",
+          "peer.html",
+          "swarm.html",
+          "demo.mp3",
+          "output_worker.ts",
+        ]
       ) {
         assertTrue(contains(payload, name), `${name} is not in the binary`);
       }

@@ -11,70 +11,19 @@
  * swarm-phone-playing.png (the director's phone while the swarm plays).
  */
 import type { BrowserContextOptions, Page } from "playwright-core";
-import type { SwarmFileView, SwarmMemberView, SwarmView } from "../../swarm/view.ts";
+import type { SwarmView } from "../../swarm/view.ts";
 import { launchChromium } from "../../tests/harness/browser.ts";
+import {
+  fakeFile as file,
+  fakeMember as member,
+  serveFakeSwarmPage,
+} from "../../tests/harness/fake_swarm_page.ts";
 
 const HERE = new URL(".", import.meta.url);
-const ROOT = new URL("../../", import.meta.url);
-
-/**
- * The page: SwarmApp over a fake member whose view is a signal that `setView` replaces; the
- * actions it is asked for are kept in `globalThis.calls`.
- */
-const ENTRY = `/// <reference lib="dom" />
-import { render } from "preact";
-import { signal } from "@preact/signals";
-import { SwarmApp } from ${JSON.stringify(new URL("ui/components/SwarmApp.tsx", ROOT).href)};
-const g = globalThis as unknown as Record<string, unknown>;
-const calls: unknown[][] = [];
-const view = signal<any>(null);
-g.calls = calls;
-g.setView = (v: unknown) => (view.value = v);
-const member = new Proxy({ view }, {
-  get(target, key) {
-    if (key === "view") return target.view;
-    if (key === "share") return (f: File) => (calls.push(["share", f.name]), Promise.resolve(null));
-    return (...args: unknown[]) => void calls.push([String(key), ...args]);
-  },
-});
-function Page() {
-  return view.value ? <SwarmApp member={member as any} /> : null;
-}
-render(<Page />, document.getElementById("app")!);
-`;
-
-const MB = 1_000_000;
-const file = (f: Partial<SwarmFileView> & Pick<SwarmFileView, "name">): SwarmFileView => ({
-  id: f.name.toLowerCase().replace(/\W+/g, "-"),
-  sizeBytes: 4 * MB,
-  progress: 1,
-  seeded: true,
-  mine: false,
-  enabled: true,
-  sources: 2,
-  queued: false,
-  playable: true,
-  durationSec: 200,
-  ...f,
-});
-const member = (
-  id: number,
-  name: string,
-  m: Partial<SwarmMemberView> = {},
-): SwarmMemberView => ({
-  id,
-  name,
-  me: false,
-  director: false,
-  linked: true,
-  locked: true,
-  ...m,
-});
 
 const FILES = [
-  file({ name: "Sunset Drive.mp3", sizeBytes: 3_240_000, durationSec: 203, sources: 3 }),
-  file({
-    name: "Neon Rain (extended club mix).mp3",
+  file("Sunset Drive.mp3", { sizeBytes: 3_240_000, durationSec: 203, sources: 3 }),
+  file("Neon Rain (extended club mix).mp3", {
     sizeBytes: 9_870_000,
     durationSec: 412,
     progress: 0.4,
@@ -82,9 +31,8 @@ const FILES = [
     playable: false,
     sources: 3,
   }),
-  file({ name: "Night Drive.mp3", sizeBytes: 2_100_000, durationSec: 131, mine: true }),
-  file({
-    name: "Field recording, Lisbon.mp3",
+  file("Night Drive.mp3", { sizeBytes: 2_100_000, durationSec: 131, mine: true }),
+  file("Field recording, Lisbon.mp3", {
     sizeBytes: 14_500_000,
     durationSec: 640,
     progress: 0,
@@ -92,6 +40,15 @@ const FILES = [
     enabled: false,
     playable: false,
     sources: 1,
+  }),
+  file("Sunrise set (live).mp3", {
+    sizeBytes: 48_000_000,
+    durationSec: 2400,
+    progress: 0,
+    seeded: false,
+    playable: false,
+    sources: 2,
+    queued: true,
   }),
 ];
 
@@ -160,7 +117,13 @@ const DIRECTOR: SwarmView = {
 
 const PLAYING: SwarmView = {
   ...DIRECTOR,
-  files: DIRECTOR.files.map((f) => ({ ...f, progress: 1, seeded: true, playable: true })),
+  files: DIRECTOR.files.map((f) => ({
+    ...f,
+    progress: 1,
+    seeded: true,
+    playable: true,
+    queued: false,
+  })),
   members: DIRECTOR.members.map((m) => ({ ...m, progress: 1, linked: true, locked: true })),
   transport: { file: FILES[1].id, playing: true, positionSec: 83.4, durationSec: 412 },
   status: "Playing",
@@ -168,37 +131,15 @@ const PLAYING: SwarmView = {
   notices: [],
 };
 
-const tmp = await Deno.makeTempDir({ prefix: "phaselock-swarm-shots-" });
 const chromium = await launchChromium();
-const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-  const path = new URL(req.url).pathname;
-  if (path === "/") {
-    // ui/swarm.html, with the fake page's script instead of the engine's.
-    const html = new TextDecoder().decode(await Deno.readFile(new URL("ui/swarm.html", ROOT)));
-    return new Response(
-      html.replace("/swarm.js", "/page.js").replace("/favicon.svg", "data:,"),
-      { headers: { "content-type": "text/html" } },
-    );
-  }
-  if (path === "/app.css") {
-    return new Response(await Deno.readFile(new URL("ui/styles.css", ROOT)), {
-      headers: { "content-type": "text/css" },
-    });
-  }
-  if (path === "/page.js") {
-    return new Response(await Deno.readFile(`${tmp}/page.js`), {
-      headers: { "content-type": "text/javascript" },
-    });
-  }
-  return new Response(null, { status: 404 });
-});
+const fake = await serveFakeSwarmPage();
 
 async function open(options: BrowserContextOptions, view: SwarmView): Promise<Page> {
   const context = await chromium.browser.newContext(options);
   const page = await context.newPage();
   page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
   page.on("console", (m) => m.type() === "error" && errors.push(`console: ${m.text()}`));
-  await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+  await page.goto(fake.url);
   await page.evaluate(
     (v) => (globalThis as unknown as { setView(v: unknown): void }).setView(v),
     view,
@@ -221,19 +162,6 @@ const phone = (width: number): BrowserContextOptions => ({
 });
 const desktop: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
 try {
-  await Deno.writeTextFile(`${tmp}/page.tsx`, ENTRY);
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["bundle", "--quiet", "--platform", "browser"],
-      ...["--config", new URL("deno.json", ROOT).pathname],
-      ...["-o", `${tmp}/page.js`, `${tmp}/page.tsx`],
-    ],
-    stderr: "piped",
-  }).output();
-  if (!built.success) {
-    throw new Error(`Cannot bundle the page: ${new TextDecoder().decode(built.stderr)}`);
-  }
-
   const join = await open(phone(390), JOIN);
   await join.getByLabel("Swarm key").fill("blue-otter-42");
   await join.getByLabel("Your name").fill("Mia");
@@ -246,6 +174,5 @@ try {
   if (errors.length) throw new Error(errors.join("\n"));
 } finally {
   await chromium.close();
-  await server.shutdown();
-  await Deno.remove(tmp, { recursive: true });
+  await fake.close();
 }

@@ -7,70 +7,19 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Page } from "playwright-core";
-import type { SwarmFileView, SwarmMemberView, SwarmView } from "../../swarm/view.ts";
+import type { SwarmView } from "../../swarm/view.ts";
 import { launchChromium } from "../../tests/harness/browser.ts";
-
-const ROOT = new URL("../../", import.meta.url);
-
-/** The page: SwarmApp over a fake member; `setView` replaces its view, `calls` lists actions. */
-const ENTRY = `/// <reference lib="dom" />
-import { render } from "preact";
-import { signal } from "@preact/signals";
-import { SwarmApp } from ${JSON.stringify(new URL("ui/components/SwarmApp.tsx", ROOT).href)};
-const g = globalThis as unknown as Record<string, unknown>;
-const calls: unknown[][] = [];
-const view = signal<any>(null);
-g.calls = calls;
-g.shareAnswer = null;
-g.setView = (v: unknown) => (view.value = v);
-const member = new Proxy({ view }, {
-  get(target, key) {
-    if (key === "view") return target.view;
-    if (key === "share") {
-      return (f: File) => (calls.push(["share", f.name]), Promise.resolve(g.shareAnswer));
-    }
-    return (...args: unknown[]) => void calls.push([String(key), ...args]);
-  },
-});
-function Page() {
-  return view.value ? <SwarmApp member={member as any} /> : null;
-}
-render(<Page />, document.getElementById("app")!);
-`;
-
-const HTML = '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
-  '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-  '<link rel="icon" href="data:,"><link rel="stylesheet" href="/app.css"></head>' +
-  '<body><div id="app"></div><script type="module" src="/page.js"></script></body></html>';
-
-const file = (name: string, f: Partial<SwarmFileView> = {}): SwarmFileView => ({
-  id: name.toLowerCase().replace(/\W+/g, "-"),
-  name,
-  sizeBytes: 3_240_000,
-  progress: 1,
-  seeded: true,
-  mine: false,
-  enabled: true,
-  sources: 3,
-  queued: false,
-  playable: true,
-  durationSec: 200,
-  ...f,
-});
-const member = (id: number, name: string, m: Partial<SwarmMemberView> = {}): SwarmMemberView => ({
-  id,
-  name,
-  me: false,
-  director: false,
-  linked: true,
-  locked: true,
-  ...m,
-});
+import {
+  fakeFile as file,
+  fakeMember as member,
+  serveFakeSwarmPage,
+} from "../../tests/harness/fake_swarm_page.ts";
 
 const FILES = [
   file("Sunset Drive.mp3"),
   file("Neon Rain.mp3", { progress: 0.4, seeded: false, playable: false }),
   file("Night Drive.mp3", { mine: true, sources: 0 }),
+  file("Long Set.mp3", { progress: 0, seeded: false, playable: false, queued: true }),
 ];
 const JOINED: SwarmView = {
   phase: "joined",
@@ -117,19 +66,6 @@ const DIRECTING: SwarmView = {
   waitingFor: [{ id: 2, name: "Mia", progress: 0.4 }, { id: 3, name: "Jo", progress: 0.1 }],
 };
 
-async function bundle(dir: string): Promise<void> {
-  await Deno.writeTextFile(`${dir}/page.tsx`, ENTRY);
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["bundle", "--quiet", "--platform", "browser"],
-      ...["--config", new URL("deno.json", ROOT).pathname],
-      ...["-o", `${dir}/page.js`, `${dir}/page.tsx`],
-    ],
-    stderr: "piped",
-  }).output();
-  if (!built.success) throw new Error(new TextDecoder().decode(built.stderr));
-}
-
 const setView = (page: Page, v: SwarmView) =>
   page.evaluate((v) => (globalThis as unknown as { setView(v: unknown): void }).setView(v), v);
 /** Presses `key` with nothing focused: the page's own keys, not a button's or a field's. */
@@ -149,26 +85,10 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "phaselock-swarm-ui-" });
     const chromium = await launchChromium();
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/") return new Response(HTML, { headers: { "content-type": "text/html" } });
-      if (path === "/app.css") {
-        return new Response(await Deno.readFile(new URL("ui/styles.css", ROOT)), {
-          headers: { "content-type": "text/css" },
-        });
-      }
-      if (path === "/page.js") {
-        return new Response(await Deno.readFile(`${dir}/page.js`), {
-          headers: { "content-type": "text/javascript" },
-        });
-      }
-      return new Response(null, { status: 404 });
-    });
+    const fake = await serveFakeSwarmPage();
     try {
-      await bundle(dir);
-      const page = await chromium.page(`http://127.0.0.1:${server.addr.port}/`);
+      const page = await chromium.page(fake.url);
 
       await t.step("join: validation, the Join action, joining", async () => {
         await setView(page, { ...HOME, homeMessage: "The server closed the swarm." });
@@ -210,6 +130,10 @@ Deno.test({
         await night.getByText("seeded", { exact: true }).waitFor();
         await page.getByRole("listitem", { name: "Sunset Drive.mp3" })
           .getByText("from 3 members").waitFor();
+        // Waiting for room under the fetch cap: "queued", not a 0 % that looks stuck.
+        const long = page.getByRole("listitem", { name: "Long Set.mp3" });
+        await long.getByText("queued", { exact: true }).waitFor();
+        assert.equal(await long.getByText("0 %").count(), 0);
         await page.getByRole("checkbox", { name: "Enable Sunset Drive.mp3" }).click();
         assert.match(await page.getByText("Directed by Alex").innerText(), /Directed by Alex/);
         await press(page, "m");
@@ -311,8 +235,7 @@ Deno.test({
       assert.deepEqual(chromium.consoleErrors(), []);
     } finally {
       await chromium.close();
-      await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
+      await fake.close();
     }
   },
 });
