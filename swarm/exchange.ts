@@ -11,8 +11,9 @@
  *   `maxInFlightPerPeer` requests outstanding per peer, the wanted file first.
  * - A chunk that fails its hash is dropped and counted; that peer is not asked for it again,
  *   and after {@link MAX_BAD_CHUNKS} bad chunks (or manifests) it is not asked for anything.
- *   A request unanswered after `requestTimeoutMs` goes to another source; so do a departed
- *   peer's requests, at once.
+ *   A request goes to another source once its peer has answered none of this member's
+ *   requests for `requestTimeoutMs` (a busy seeder that keeps answering is waited for: asking
+ *   elsewhere would fetch the chunk twice); so do a departed peer's requests, at once.
  * - Every verified chunk is announced (`have`) and served to whoever asks, before the file is
  *   complete. Replies wait while the channel holds more than {@link SEND_HIGH_WATER} bytes;
  *   the caller calls {@link FileExchange.pump} when it drains (`bufferedamountlow` with the
@@ -63,7 +64,10 @@ export interface FileExchangeOptions {
   log?: (msg: string) => void;
   /** Chunk requests outstanding to one peer at most (default 8). */
   maxInFlightPerPeer?: number;
-  /** A chunk or manifest request unanswered this long goes elsewhere (default 4000 ms). */
+  /**
+   * A manifest request unanswered this long goes elsewhere, and so do chunk requests to a
+   * peer that has answered none for this long (default 4000 ms).
+   */
   requestTimeoutMs?: number;
   /** Fetch every file a peer offers unless disabled here (default true). */
   autoFetch?: boolean;
@@ -133,12 +137,16 @@ export const MAX_BAD_CHUNKS = 3;
 export const MAX_QUEUED_PER_PEER = 64;
 /** File entries kept about at most (files offered by peers, mine, fetched). */
 const MAX_KNOWN_FILES = 2 * MAX_OFFERS;
+/** A chunk request lapses after this many request timeouts even if its peer answers others. */
+export const MAX_WAIT_TIMEOUTS = 4;
 /** Default {@link FileExchangeOptions.maxIncompleteBytes}: two files at the size cap. */
 export const MAX_INCOMPLETE_BYTES = 100 * 1024 * 1024;
 
 interface Request {
   peer: number;
   deadline: number;
+  /** When it was sent. */
+  sentMs: number;
 }
 
 interface FileState {
@@ -178,6 +186,11 @@ interface PeerState {
   channel: ExchangeChannel;
   offers: Map<string, Offer>;
   inFlight: number;
+  /**
+   * When this peer last answered a chunk request of mine (a chunk or a `nope`), or was asked
+   * one with none outstanding: it is waited for while this is recent.
+   */
+  livelyMs: number;
   bad: number;
   queue: { file: string; index: number }[];
   stats: PeerStats;
@@ -287,6 +300,7 @@ export class FileExchange {
       channel,
       offers: new Map(),
       inFlight: 0,
+      livelyMs: Date.now(),
       bad: 0,
       queue: [],
       stats,
@@ -414,8 +428,10 @@ export class FileExchange {
           p.queue = p.queue.filter((q) => q.file !== m.file || q.index !== m.index);
           return;
         case "nope":
+          if (m.index !== undefined) p.livelyMs = Date.now();
           return this.#onNope(p, m.file, m.index);
         case "chunk":
+          p.livelyMs = Date.now();
           return this.#onChunk(p, m.file, m.index, m.bytes);
       }
     } catch (e) {
@@ -752,7 +768,7 @@ export class FileExchange {
       if (score < bestScore) [best, bestScore] = [p, score];
     }
     if (!best) return;
-    f.manifestReq = { peer: best.id, deadline: Date.now() + this.#timeoutMs };
+    f.manifestReq = { peer: best.id, deadline: Date.now() + this.#timeoutMs, sentMs: Date.now() };
     this.#sendText(best, { type: "getManifest", file: f.id });
   }
 
@@ -773,7 +789,7 @@ export class FileExchange {
       if (avail > 0) wanted.push({ index, avail });
     }
     wanted.sort((a, b) => a.avail - b.avail); // stable: ties keep the random order
-    const deadline = Date.now() + this.#timeoutMs;
+    const sentMs = Date.now(), deadline = sentMs + this.#timeoutMs;
     for (const { index } of wanted) {
       const bad = f.bad.get(index);
       const slow = f.slow.get(index);
@@ -789,7 +805,8 @@ export class FileExchange {
       }
       if (!room) break;
       if (!best) continue;
-      f.requests.set(index, { peer: best.id, deadline });
+      f.requests.set(index, { peer: best.id, deadline, sentMs });
+      if (best.inFlight === 0) best.livelyMs = sentMs;
       best.inFlight++;
       this.#sendText(best, { type: "get", file: f.id, index });
     }
@@ -846,10 +863,20 @@ export class FileExchange {
       }
       for (const [index, r] of [...f.requests]) {
         if (r.deadline > now) continue;
+        // A peer still answering is busy, not gone: its replies queue behind everyone else's
+        // (a seeder serving nineteen members), and asking elsewhere would fetch the chunk
+        // twice. The request lapses once the peer has answered nothing for the timeout, or
+        // after MAX_WAIT_TIMEOUTS of them in all (a peer that skips one request).
+        const p = this.#peers.get(r.peer);
+        const lively = p ? p.livelyMs + this.#timeoutMs : 0;
+        const last = r.sentMs + MAX_WAIT_TIMEOUTS * this.#timeoutMs;
+        if (lively > now && last > now) {
+          r.deadline = Math.min(lively, last);
+          continue;
+        }
         let slow = f.slow.get(index);
         if (!slow) f.slow.set(index, slow = new Set());
         slow.add(r.peer);
-        const p = this.#peers.get(r.peer);
         this.#clearRequest(f, index);
         if (p) this.#sendText(p, { type: "cancel", file: f.id, index });
         any = true;

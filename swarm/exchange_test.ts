@@ -11,6 +11,7 @@ import {
   FileExchange,
   type FileExchangeOptions,
   MAX_BAD_CHUNKS,
+  MAX_WAIT_TIMEOUTS,
   SEND_HIGH_WATER,
   SEND_LOW_WATER,
 } from "./exchange.ts";
@@ -539,6 +540,89 @@ Deno.test("exchange: an unanswered request goes elsewhere after the timeout", ()
     const gets = mute.got.filter((g) => g.type === "get").length;
     const cancels = mute.got.filter((g) => g.type === "cancel").length;
     assertTrue(gets > 0 && cancels > 0, `${gets} gets, ${cancels} cancels`);
+  }));
+
+Deno.test("exchange: busy seeders that keep answering are waited for: no chunk comes twice", () =>
+  withNet(async (net) => {
+    // Each seeder sends a chunk every ~65 ms, so the last of eight requests waits ~0.5 s:
+    // past the 200 ms timeout, yet the seeder answers all along. Re-asking the other seeder
+    // then would fetch chunks twice.
+    const l = net.node({ requestTimeoutMs: 200 });
+    const seeders = [net.node({}, 1000), net.node({}, 1000)];
+    const bytes = pseudoRandom(2 * MiB, 17);
+    const id = seeders[0].ex.share("busy.mp3", bytes);
+    seeders[1].ex.share("busy.mp3", bytes);
+    for (const s of seeders) net.link(s, l);
+    await until(() => l.ex.bytes(id) !== null, 10_000, "completion");
+    assertTrue(same(l.ex.bytes(id), bytes));
+    const got = seeders.map((s) => l.ex.stats.peers[s.id].chunksReceived);
+    assertEquals(l.ex.stats.duplicates, 0, `chunks from each seeder: ${got.join(", ")}`);
+    assertEquals(got[0] + got[1], 32, "chunks received in all");
+    assertTrue(got.every((n) => n > 4), `both seeders served: ${got.join(", ")}`);
+  }));
+
+Deno.test("exchange: a request a busy peer skips still lapses, after MAX_WAIT_TIMEOUTS", () =>
+  withNet(async (net) => {
+    const timeoutMs = 100;
+    const l = net.node({ requestTimeoutMs: timeoutMs });
+    const bytes = pseudoRandom(2 * MiB, 19);
+    const m = makeManifest("skip.mp3", bytes);
+    const peer = net.puppet(l);
+    peer.send(encodeText({
+      type: "files",
+      files: [{
+        id: m.id,
+        name: "skip.mp3",
+        sizeBytes: m.sizeBytes,
+        chunks: 32,
+        have: bytesToBase64(new Uint8Array([0xff, 0xff, 0xff, 0xff])),
+      }],
+    }));
+    // Answers every request, one each 40 ms, except the first ask for the first chunk asked.
+    const asked = new Map<number, number[]>();
+    let skipped: number | null = null, served = 0, lastAnswerMs = 0;
+    const started = performance.now();
+    const gets: Extract<WireMessage, { type: "get" }>[] = [];
+    while (l.ex.bytes(m.id) === null && performance.now() - started < 10_000) {
+      await sleep(40);
+      for (const msg of peer.got.splice(0)) {
+        if (msg.type === "get") gets.push(msg);
+        if (msg.type === "cancel") gets.splice(gets.findIndex((g) => g.index === msg.index), 1);
+        if (msg.type !== "getManifest") continue;
+        peer.send(encodeText({
+          type: "manifest",
+          file: m.id,
+          name: "skip.mp3",
+          sizeBytes: m.sizeBytes,
+          chunkBytes: m.chunkBytes,
+          hashes: bytesToBase64(m.hashes),
+        }));
+      }
+      const msg = gets.shift();
+      if (msg) {
+        const at = performance.now() - started;
+        asked.set(msg.index, [...asked.get(msg.index) ?? [], at]);
+        if (skipped === null) {
+          skipped = msg.index;
+          continue;
+        }
+        const start = msg.index * CHUNK_BYTES;
+        peer.send(encodeChunk(m.id, msg.index, bytes.subarray(start, start + CHUNK_BYTES)));
+        served++;
+        lastAnswerMs = at;
+      }
+    }
+    assertTrue(same(l.ex.bytes(m.id), bytes), "the file did not complete");
+    const times = asked.get(skipped!)!;
+    assertEquals(times.length, 2, `asks for chunk ${skipped}: ${times.join(", ")}`);
+    // Asked again while the peer was still answering the others, within the cap.
+    const waited = times[1] - times[0];
+    assertTrue(
+      waited >= MAX_WAIT_TIMEOUTS * timeoutMs - 50 && waited < MAX_WAIT_TIMEOUTS * timeoutMs + 400,
+      `the skipped request was asked again after ${waited.toFixed(0)} ms`,
+    );
+    assertTrue(times[1] < lastAnswerMs, `asked again at ${times[1]}, last answer ${lastAnswerMs}`);
+    assertEquals(served, 32, "chunks sent: each once, the skipped one when asked again");
   }));
 
 Deno.test("exchange: sharing limits", () =>
