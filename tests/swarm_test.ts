@@ -738,7 +738,8 @@ async function firstMp3Fixture(): Promise<string> {
 }
 
 Deno.test({
-  name: "the same over HTTPS/WSS with a test certificate",
+  name: "the same over HTTPS/WSS with a test certificate; the server restarts and the music " +
+    "goes on",
   ...opts,
   async fn() {
     await withRig({ devices: 2, tls: true }, async (rig) => {
@@ -779,6 +780,34 @@ Deno.test({
       const cpu = cpuSnapshot(), cpuAt = realNowMs();
       await sleep(Math.max(0, to + 300 - realNowMs()));
       cpuLine(rig, "playing over TLS", cpu, cpuAt);
+
+      // The server restarts (an update, a crash): every connection drops. The pages play on
+      // from what they know, reconnect, rebuild the mesh under new ids and elect a director,
+      // who carries on with the same transport.
+      const { downMs, upMs } = await rig.server.restart();
+      await everyone(
+        [a, b],
+        [bot],
+        "v.phase === 'joined' && v.members.length === 3 && v.members.every((m) => m.linked) " +
+          "&& v.director !== null",
+        (s) => s.phase === "joined" && s.links === 2 && s.director !== null,
+        30_000,
+        "everyone back, linked, with a director",
+      );
+      const backMs = realNowMs();
+      const directors = new Set([
+        ...await Promise.all([a, b].map(async (p) => (await p.view()).director)),
+        ...bot.statuses().map((s) => s.director),
+      ]);
+      assertEquals(directors.size, 1, `members disagree on the director: ${[...directors]}`);
+      for (const p of [a, b]) {
+        assertEquals((await p.debug()).transport, transport, `${p.name}'s transport after`);
+      }
+      console.log(
+        `server restart: down for ${((upMs - downMs) / 1000).toFixed(1)} s; all three back, ` +
+          `linked and agreeing on a director ${((backMs - upMs) / 1000).toFixed(1)} s after`,
+      );
+      await sleep(8600);
       const r = await rec.stop();
       const misses: string[] = [];
       syncCheck(
@@ -787,6 +816,19 @@ Deno.test({
         [b],
         { fromMs: from, settledMs: from, toMs: to },
         "over TLS",
+        misses,
+      );
+      // No page stopped through the outage and the reconnection, and they stayed together.
+      for (const p of [a, b]) {
+        const gaps = silentShare(r, p.sink, r.sec(downMs), r.sec(backMs + 500));
+        assertTrue(gaps < 0.02, `${p.name} went silent ${(100 * gaps).toFixed(1)} % of the outage`);
+      }
+      syncCheck(
+        r,
+        a,
+        [b],
+        { fromMs: downMs, settledMs: downMs, toMs: backMs + 8000 },
+        "through the restart",
         misses,
       );
       for (const p of [a, b]) assertEquals(p.consoleErrors(), [], `${p.name}'s console`);

@@ -142,7 +142,13 @@ export interface NsSwarmServer {
   tls: boolean;
   /** The test certificate (valid for the namespace's address) when serving HTTPS. */
   cert?: TestCert;
-  proc: AppProcess;
+  /** The server process (a new one after {@link NsSwarmServer.restart}). */
+  readonly proc: AppProcess;
+  /**
+   * Quits the server and starts a new one on the same port (every member's connection drops;
+   * the pages reconnect on their own). Resolves once it serves; the outage's start and end.
+   */
+  restart(): Promise<{ downMs: number; upMs: number }>;
   /** `/metrics`, as text and parsed. */
   metrics(): Promise<{ text: string; json: SwarmMetrics }>;
   /** Environment for a Deno process (a bot) that should trust the server's certificate. */
@@ -172,19 +178,22 @@ export async function startNsServer(opts: { tls?: boolean; logDir?: string } = {
   };
   try {
     if (opts.tls) cert = await makeTestCert({ extraIp: ns.ip });
-    const args = ["serve", "--headless", "--port", "0", "--bind", "0.0.0.0"];
-    args.push("--log-file", `${logDir}/server.log`, "--config-dir", `${logDir}/config`);
-    if (cert) args.push("--tls-cert", cert.certFile, "--tls-key", cert.keyFile);
-    proc = new AppProcess(args, { prefix: ns.exec });
-    const serving = await proc.waitFor(
-      (e) => e.type === "serving" || e.type === "error",
-      90_000,
-      "the swarm server to serve",
-    );
-    if (serving.type !== "serving") {
-      throw new Error(`The server failed: ${JSON.stringify(serving)}`);
-    }
-    const port = serving.port as number;
+    const launch = async (port: number) => {
+      const args = ["serve", "--headless", "--port", String(port), "--bind", "0.0.0.0"];
+      args.push("--log-file", `${logDir}/server.log`, "--config-dir", `${logDir}/config`);
+      if (cert) args.push("--tls-cert", cert.certFile, "--tls-key", cert.keyFile);
+      proc = new AppProcess(args, { prefix: ns.exec });
+      const serving = await proc.waitFor(
+        (e) => e.type === "serving" || e.type === "error",
+        90_000,
+        "the swarm server to serve",
+      );
+      if (serving.type !== "serving") {
+        throw new Error(`The server failed: ${JSON.stringify(serving)}`);
+      }
+      return serving.port as number;
+    };
+    const port = await launch(0);
     const base = `${cert ? "https" : "http"}://${ns.ip}:${port}`;
     const client = cert ? Deno.createHttpClient({ caCerts: [cert.ca] }) : undefined;
     const server: NsSwarmServer = {
@@ -193,7 +202,18 @@ export async function startNsServer(opts: { tls?: boolean; logDir?: string } = {
       base,
       tls: !!cert,
       ...(cert ? { cert } : {}),
-      proc,
+      get proc() {
+        return proc!;
+      },
+      async restart() {
+        const downMs = realNowMs();
+        const old = proc!;
+        proc = undefined;
+        const quit = await old.quit();
+        if (quit.code !== 0) throw new Error(`the server quit with ${quit.code}: ${old.stderr}`);
+        await launch(port);
+        return { downMs, upMs: realNowMs() };
+      },
       async metrics() {
         const res = await fetch(`${base}/metrics`, {
           ...(client ? { client } : {}),
