@@ -58,6 +58,8 @@ const PLAY_MS = 9000;
  * are reported, the next 8 s held to the bound.
  */
 const LATE_SETTLE_MS = 10_000;
+/** A page whose scripts stopped for a while is back in sync within this (ms) once they run. */
+const FROZEN_SETTLE_MS = 3000;
 
 function liveChildren(): number[] {
   return descendants(Deno.pid).filter(alive);
@@ -738,8 +740,8 @@ async function firstMp3Fixture(): Promise<string> {
 }
 
 Deno.test({
-  name: "the same over HTTPS/WSS with a test certificate; the server restarts and the music " +
-    "goes on",
+  name: "the same over HTTPS/WSS with a test certificate; the server restarts, a page stops " +
+    "for 5 s, and the music goes on",
   ...opts,
   async fn() {
     await withRig({ devices: 2, tls: true }, async (rig) => {
@@ -808,6 +810,14 @@ Deno.test({
           `linked and agreeing on a director ${((backMs - upMs) / 1000).toFixed(1)} s after`,
       );
       await sleep(8600);
+
+      // B's scripts stop for 5 s, as a phone stops a tab in the background; back, it plays
+      // where the swarm is, within FROZEN_SETTLE_MS.
+      const freezeMs = realNowMs();
+      await b.stall(5000);
+      const thawMs = realNowMs();
+      await b.waitFor("d.output?.playing", 10_000, "B playing after the freeze");
+      await sleep(FROZEN_SETTLE_MS + 8300);
       const r = await rec.stop();
       const misses: string[] = [];
       syncCheck(
@@ -816,6 +826,31 @@ Deno.test({
         [b],
         { fromMs: from, settledMs: from, toMs: to },
         "over TLS",
+        misses,
+      );
+      // When B's sound came back: the first 50 ms with sound after its scripts ran again.
+      let backSec = r.sec(thawMs);
+      while (backSec < r.sec(thawMs) + 5 && rmsOf(r, b.sink, backSec, backSec + 0.05) < 0.005) {
+        backSec += 0.01;
+      }
+      const soundBackMs = (backSec - r.sec(thawMs)) * 1000;
+      console.log(
+        `B's scripts stopped 5 s: B silent ${
+          (100 * silentShare(r, b.sink, r.sec(freezeMs), r.sec(thawMs))).toFixed(0)
+        } % of that time (the sound handed over before it played on), sound back ` +
+          `${soundBackMs.toFixed(0)} ms after they ran again`,
+      );
+      assertTrue(soundBackMs < FROZEN_SETTLE_MS, `B's sound came back ${soundBackMs} ms after`);
+      syncCheck(
+        r,
+        a,
+        [b],
+        {
+          fromMs: thawMs,
+          settledMs: thawMs + FROZEN_SETTLE_MS,
+          toMs: thawMs + FROZEN_SETTLE_MS + 8000,
+        },
+        "after 5 s stopped",
         misses,
       );
       // No page stopped through the outage and the reconnection, and they stayed together.

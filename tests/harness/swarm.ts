@@ -280,6 +280,13 @@ export interface SwarmPage {
   /** Polls `expr` over the view `v` (and `d`, the debug data) until truthy; throws after. */
   waitFor(expr: string, timeoutMs: number, what?: string): Promise<void>;
   consoleErrors(): string[];
+  /**
+   * Holds the page's main thread for `ms`, as a phone that stops a tab in the background (or a
+   * long pause) does: its timers, sockets and audio scheduling wait; the sound already handed
+   * to the audio thread plays on, then silence. (Headless Chromium never freezes a page of
+   * its own: its pages stay visible, and a visible page is not frozen even over CDP.)
+   */
+  stall(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -404,6 +411,12 @@ export async function openSwarmPage(engine: Engine, opts: SwarmPageOptions): Pro
     debug: () =>
       within(page.evaluate<MemberDebug>("globalThis.phaselock.debug()"), 10_000, what("debug")),
     log: () => within(page.evaluate<string[]>("globalThis.__swarmLog ?? []"), 10_000, what("log")),
+    async stall(ms) {
+      await page.evaluate(`(() => {
+        const end = performance.now() + ${ms};
+        while (performance.now() < end);
+      })()`);
+    },
     async answers(timeoutMs = 5000) {
       return await within(page.evaluate("1"), timeoutMs, "").then(() => true, () => false);
     },
