@@ -86,19 +86,21 @@ export interface FileExchangeOptions {
   tamper?: (fileId: string, index: number, bytes: Uint8Array) => Uint8Array;
 }
 
-/** One file as the UI shows it ({@link ./view.ts} SwarmFileView minus playable/duration). */
+/** One file as the UI shows it (the page's SwarmFileView adds whether it plays here). */
 export interface FileInfo {
+  /** SHA-256 of the file's manifest, hex. */
   id: string;
   name: string;
   sizeBytes: number;
   /** Verified fraction, 0..1. */
   progress: number;
-  /** Complete here. */
+  /** Complete here: every chunk verified, offered to others. */
   seeded: boolean;
   /** Shared from this member. */
   mine: boolean;
+  /** Fetching (for mine: offering) is on; off, the file is neither fetched nor offered. */
   enabled: boolean;
-  /** Connected peers offering it. */
+  /** Connected peers offering chunks of it. */
   sources: number;
   /**
    * Enabled and offered, but not started: it waits until the files being fetched leave room

@@ -4,6 +4,7 @@
  * {@link SwarmActions}; components only render the view. Pure types.
  */
 import type { MemberId } from "./protocol.ts";
+import type { FileInfo } from "./exchange.ts";
 
 export type SwarmPhase = "home" | "joining" | "joined" | "reconnecting";
 
@@ -20,23 +21,8 @@ export interface SwarmMemberView {
   progress?: number;
 }
 
-export interface SwarmFileView {
-  /** SHA-256 of the file's manifest, hex. */
-  id: string;
-  name: string;
-  sizeBytes: number;
-  /** Verified fraction, 0..1. */
-  progress: number;
-  /** Complete here: every chunk verified, offered to others. */
-  seeded: boolean;
-  /** Shared from this device. */
-  mine: boolean;
-  /** Fetching (for mine: offering) is on; off, the file is neither fetched nor offered. */
-  enabled: boolean;
-  /** Members offering chunks of it, me excluded. */
-  sources: number;
-  /** Waiting its turn: the files being fetched first hold as much as a device may. */
-  queued: boolean;
+/** A file of the swarm as this page shows it: the exchange's facts, and whether it plays here. */
+export interface SwarmFileView extends FileInfo {
   /** Decoded and ready to play here. */
   playable: boolean;
   durationSec?: number;

@@ -6,6 +6,7 @@
  * of the engine. No swarm server, no engine, no audio.
  */
 import type { SwarmFileView, SwarmMemberView } from "../../swarm/view.ts";
+import { type BundledPage, serveBundledPage } from "./bundled_page.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -65,52 +66,9 @@ export const fakeMember = (
   ...m,
 });
 
-export interface FakeSwarmPage {
-  /** Where the page is, on loopback. */
-  url: string;
-  close(): Promise<void>;
-}
-
-/** Bundles the fake page and serves it on a free loopback port. */
-export async function serveFakeSwarmPage(): Promise<FakeSwarmPage> {
-  const dir = await Deno.makeTempDir({ prefix: "phaselock-fake-swarm-" });
-  try {
-    await Deno.writeTextFile(`${dir}/page.tsx`, ENTRY);
-    const built = await new Deno.Command(Deno.execPath(), {
-      args: [
-        ...["bundle", "--quiet", "--platform", "browser"],
-        ...["--config", new URL("deno.json", ROOT).pathname],
-        ...["-o", `${dir}/page.js`, `${dir}/page.tsx`],
-      ],
-      stderr: "piped",
-    }).output();
-    if (!built.success) {
-      throw new Error(
-        `Cannot bundle the fake swarm page: ${new TextDecoder().decode(built.stderr)}`,
-      );
-    }
-  } catch (e) {
-    await Deno.remove(dir, { recursive: true });
-    throw e;
-  }
+/** Bundles the fake page and serves it on a free loopback port (as ui/swarm.html is served). */
+export async function serveFakeSwarmPage(): Promise<BundledPage> {
   const html = (await Deno.readTextFile(new URL("ui/swarm.html", ROOT)))
     .replace("/swarm.js", "/page.js").replace("/favicon.svg", "data:,");
-  const files: Record<string, [URL | string, string]> = {
-    "/app.css": [new URL("ui/styles.css", ROOT), "text/css"],
-    "/page.js": [`${dir}/page.js`, "text/javascript"],
-  };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    const path = new URL(req.url).pathname;
-    if (path === "/") return new Response(html, { headers: { "content-type": "text/html" } });
-    const file = files[path];
-    if (!file) return new Response(null, { status: 404 });
-    return new Response(await Deno.readFile(file[0]), { headers: { "content-type": file[1] } });
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/`,
-    async close() {
-      await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+  return await serveBundledPage(ENTRY, html);
 }

@@ -1,7 +1,7 @@
 import type { Command } from "../../session/commands.ts";
 import type { SessionModel } from "../models/session.ts";
 import { ChannelSelect } from "./ChannelSelect.tsx";
-import { Slider } from "./Slider.tsx";
+import { OutputControls } from "./OutputControls.tsx";
 
 /**
  * This device's own sound: volume and Mute, speaker delay with the jam's click test to set it
@@ -20,54 +20,18 @@ export function MyOutput(props: { session: SessionModel; send: (c: Command) => v
           {audio.warning ?? "No audio output detected — you won't hear playback"}
         </p>
       )}
-      <div class="row">
-        <Slider
-          label="Volume"
-          value={Math.round(v.level * 100)}
-          min={0}
-          max={100}
-          step={1}
-          buttonStep={10}
-          unit=" %"
-          onChange={(x) => props.send({ cmd: "volume", level: x / 100 })}
-        />
-        <button
-          type="button"
-          class={v.muted ? "toggle on" : "toggle"}
-          aria-pressed={v.muted}
-          aria-label="Mute"
-          title="Mute (M)"
-          onClick={() => props.send({ cmd: v.muted ? "unmute" : "mute" })}
-        >
-          {v.muted ? "Muted" : "Mute"}
-        </button>
-      </div>
-      <div class="row delay-row">
-        <Slider
-          label="Speaker delay"
-          value={d.speakerDelayMs}
-          min={0}
-          max={500}
-          step={1}
-          buttonStep={5}
-          unit=" ms"
-          onChange={(x) => props.send({ cmd: "delay", ms: x })}
-        />
-        <button
-          type="button"
-          class={clicks ? "toggle click-test on" : "toggle click-test"}
-          aria-pressed={clicks}
-          aria-label="Click test"
-          aria-describedby="click-test-hint"
-          onClick={() => props.send({ cmd: "clicks", on: !clicks })}
-        >
-          {clicks ? "Ticking" : "Click test"}
-        </button>
-      </div>
-      <p id="click-test-hint" class="muted small click-hint">
-        Every device ticks once a second: move the slider until your ticks land with the others'.
-        {clicks ? " Stops by itself after a minute." : ""}
-      </p>
+      <OutputControls
+        volume={v.level}
+        muted={v.muted}
+        speakerDelayMs={d.speakerDelayMs}
+        clicks={clicks}
+        setVolume={(level) => props.send({ cmd: "volume", level })}
+        setMuted={(muted) => props.send({ cmd: muted ? "mute" : "unmute" })}
+        setDelay={(ms) => props.send({ cmd: "delay", ms })}
+        setClicks={(on) => props.send({ cmd: "clicks", on })}
+        hintId="click-test-hint"
+        clicksNote="Stops by itself after a minute."
+      />
       <label class="inline">
         Channel
         <ChannelSelect

@@ -4,7 +4,7 @@ import "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
 import type { SwarmActions, SwarmView } from "../../swarm/view.ts";
 import { SwarmJoin } from "./SwarmJoin.tsx";
-import { SwarmNotices } from "./SwarmNotices.tsx";
+import { NoticeList } from "./NoticeList.tsx";
 import { SwarmScreen } from "./SwarmScreen.tsx";
 
 /** What SwarmApp needs of the engine: its actions and its view (a signal, or `{ value }`). */
@@ -62,7 +62,7 @@ export function SwarmPage(props: { view: SwarmView; actions: SwarmActions }) {
     <div class="app swarm">
       {banner && <div class="banner offline" role="alert">{banner}</div>}
       {inSwarm ? <SwarmScreen view={v} actions={a} /> : <SwarmJoin view={v} actions={a} />}
-      <SwarmNotices notices={v.notices} dismiss={(id) => a.dismiss(id)} />
+      <NoticeList notices={v.notices} dismiss={(id) => a.dismiss(id)} />
       {inSwarm && v.needsTap && (
         <button type="button" class="tap-overlay" onClick={() => a.tap()}>
           <span class="tap-title">Tap to start audio</span>

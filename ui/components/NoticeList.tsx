@@ -1,18 +1,24 @@
 import { useEffect, useRef } from "preact/hooks";
-import type { SwarmView } from "../../swarm/view.ts";
 
-/** How long an info or warning stays; errors stay until dismissed. */
-const NOTICE_MS = 8000;
+/** How long a notice without buttons stays; errors and notices with buttons stay until closed. */
+export const NOTICE_MS = 8000;
 
-/** The engine's notices, newest last, with the look of the jam's Notices. */
-export function SwarmNotices(props: {
-  notices: SwarmView["notices"];
-  dismiss: (id: number) => void;
-}) {
+/** One notice as shown: its words, and the buttons that act on it (each also dismisses it). */
+export interface NoticeItem {
+  id: number;
+  level: "info" | "warn" | "error";
+  text: string;
+  actions?: { label: string; run: () => void }[];
+}
+
+/**
+ * Notices, newest last, for a jam and a swarm alike. Each one that may go by itself has its own
+ * timer from when it appeared: a newer notice does not restart the others'.
+ */
+export function NoticeList(props: { notices: NoticeItem[]; dismiss: (id: number) => void }) {
   const list = props.notices;
   const dismiss = useRef(props.dismiss);
   dismiss.current = props.dismiss;
-  // One timer per notice, from when it appeared: a newer notice does not restart the others'.
   const timers = useRef(new Map<number, ReturnType<typeof setTimeout>>());
   const ids = list.map((n) => n.id).join(",");
   useEffect(() => {
@@ -23,7 +29,7 @@ export function SwarmNotices(props: {
       timers.current.delete(id);
     }
     for (const n of list) {
-      if (n.level === "error" || timers.current.has(n.id)) continue;
+      if (n.level === "error" || n.actions?.length || timers.current.has(n.id)) continue;
       timers.current.set(n.id, setTimeout(() => dismiss.current(n.id), NOTICE_MS));
     }
   }, [ids]);
@@ -37,6 +43,18 @@ export function SwarmNotices(props: {
           role={n.level === "error" ? "alert" : "status"}
         >
           <span class="notice-text">{n.text}</span>
+          {n.actions?.map((a) => (
+            <button
+              type="button"
+              class="notice-action"
+              onClick={() => {
+                a.run();
+                props.dismiss(n.id);
+              }}
+            >
+              {a.label}
+            </button>
+          ))}
           <button
             type="button"
             class="notice-close"
