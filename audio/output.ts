@@ -1,5 +1,5 @@
 import type { HostMap, SimClock } from "../net/local_clock.ts";
-import { releaseFreedMemorySoon } from "./release_memory.ts";
+import { keepLargeBlocksApart, releaseFreedMemorySoon } from "./release_memory.ts";
 import type { ChannelMode, Pcm, PlayerEvent, PlayerStats, Schedule } from "./player.ts";
 import type { SinkBackend } from "./sink.ts";
 
@@ -29,6 +29,8 @@ export interface OutputStatus {
   deviceRatePpm: number;
   deviceResets: number;
   aheadMs: number;
+  /** Long tracks played from disk through windows (./track_windows.ts), and windows read. */
+  trackWindows: { tracks: number; reads: number };
 }
 
 export type FromWorker =
@@ -58,6 +60,7 @@ export class AudioOutput {
       hiddenLatencyMs?: number;
     },
   ) {
+    keepLargeBlocksApart();
     this.#worker = new Worker(new URL("./output_worker.ts", import.meta.url), { type: "module" });
     let opened!: (m: Extract<FromWorker, { type: "opened" }>) => void;
     let closed!: () => void;

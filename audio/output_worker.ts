@@ -6,6 +6,8 @@
  */
 import { DeviceClock } from "./device_clock.ts";
 import { blockHostTimes, Player } from "./player.ts";
+import { releaseFreedMemorySoon } from "./release_memory.ts";
+import { TrackWindows } from "./track_windows.ts";
 import type { AudioSink } from "./sink.ts";
 import { openSink } from "./sinks/select.ts";
 import { type HostMap, IDENTITY_MAP, makeLocalClock } from "../net/local_clock.ts";
@@ -15,6 +17,8 @@ let sink: AudioSink | null = null;
 let running = false;
 let map: HostMap = IDENTITY_MAP;
 let player: Player | null = null;
+/** Long tracks, played from disk through windows (see ./track_windows.ts). */
+let windows: TrackWindows | null = null;
 let clock = makeLocalClock();
 /** Output leaves this device this long before it is heard (external speaker latency). */
 let speakerDelayMs = 0;
@@ -41,6 +45,11 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         const opened = await openSink({ backend: m.backend, wavPath: m.wavPath });
         sink = opened.sink;
         player = new Player(sink.rateHz);
+        windows = new TrackWindows(
+          player,
+          (text) => post({ type: "error", text }),
+          releaseFreedMemorySoon,
+        );
         post({
           type: "opened",
           backend: sink.backend,
@@ -57,8 +66,10 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         break;
       case "track":
         player?.addTrack(m.pcm);
+        void windows?.spill(m.pcm);
         break;
       case "drop":
+        windows?.drop(m.trackId);
         player?.dropTrack(m.trackId);
         break;
       case "schedule":
@@ -112,6 +123,7 @@ async function loop() {
       }
       s.write(block);
       written += n;
+      windows?.maintain();
     }
     if (p.events.length) {
       for (const e of p.events) post({ type: "player", event: e });
@@ -128,11 +140,13 @@ async function loop() {
         deviceRatePpm: (dc.rateHz / s.rateHz - 1) * 1e6,
         deviceResets: dc.resets,
         aheadMs: ((written - (t?.frame ?? written)) * 1000) / s.rateHz,
+        trackWindows: { tracks: windows?.size ?? 0, reads: windows?.loads ?? 0 },
       });
     }
     await new Promise((r) => setTimeout(r, WAKE_MS));
   }
   await s.close();
+  await windows?.close();
   post({ type: "closed" });
   self.close();
 }

@@ -12,8 +12,9 @@ import { DriftController, type DriftLimits } from "./drift.ts";
  * position with cubic interpolation, which both resamples (44.1 kHz files on a 48 kHz device)
  * and lets drift correction nudge the rate by a few hundred ppm without an audible step.
  *
- * Samples are float32 (−1…1) or int16 (read as value/32768). Native devices decode to float;
- * browser peers keep int16, half the memory: a 10-minute stereo track is 115 MB instead of 230.
+ * Samples are float32 (−1…1) or int16 (read as value/32768); every device keeps int16, half the
+ * memory: a 10-minute stereo track is 115 MB instead of 230. A native device keeps long tracks on
+ * disk and hands the player windows of them (./track_windows.ts, {@link Player.setWindow}).
  */
 
 /** What a device plays of a stereo track: both channels, one of them on both, or a mix. */
@@ -31,10 +32,25 @@ export interface Pcm<S extends Samples = Samples> {
   right: S;
 }
 
+/** Frames `[offset, offset + left.length)` of a long track (the rest on disk: ./track_windows.ts). */
+export interface TrackWindow {
+  offset: number;
+  left: Samples;
+  right: Samples;
+}
+
 /** A loaded track and the factor that turns its samples into −1…1 (1 for float tracks). */
 interface Track {
-  pcm: Pcm;
+  id: string;
+  rateHz: number;
   scale: number;
+  frames: number;
+  /** The whole track, or null once it plays from windows. */
+  pcm: Pcm | null;
+  /** The whole track as a {@link Source}. */
+  whole: Source;
+  /** The parts held of a windowed track; frames outside them play as silence. */
+  windows: (TrackWindow | undefined)[];
 }
 
 export type Schedule =
@@ -76,6 +92,8 @@ export interface PlayerStats {
   /** Current rate nudge, ppm. */
   nudgePpm: number;
   resyncs: number;
+  /** Frames of a windowed track played as silence, its window not loaded there (see wants()). */
+  missedFrames: number;
 }
 
 export class Player {
@@ -97,6 +115,13 @@ export class Player {
   #clicks = false;
   /** Host times at which calibration probes start (removed once played). */
   #probes: number[] = [];
+  /** Frames of a windowed track played as silence: in no window loaded. */
+  #missed = 0;
+  /** Where the playing track is read from, for the frames from `#srcFrom` to `#srcTo`. */
+  #src: Source = NO_SOURCE;
+  #srcTrack: Track | null = null;
+  #srcFrom = 0;
+  #srcTo = -1;
   readonly #drift: DriftController;
   events: PlayerEvent[] = [];
 
@@ -111,10 +136,52 @@ export class Player {
     if (int16 !== pcm.right instanceof Int16Array) {
       throw new TypeError(`Track ${pcm.id}: left and right channels differ in sample type`);
     }
-    this.#tracks.set(pcm.id, { pcm, scale: int16 ? 1 / 32768 : 1 });
+    this.#tracks.set(pcm.id, {
+      id: pcm.id,
+      rateHz: pcm.rateHz,
+      scale: int16 ? 1 / 32768 : 1,
+      frames: pcm.left.length,
+      pcm,
+      whole: { left: pcm.left, right: pcm.right, offset: 0 },
+      windows: [],
+    });
+  }
+
+  /**
+   * From now on a loaded track plays from windows of its samples (the same sample type as the
+   * whole): `window` goes in slot `slot`, replacing what was there, and the whole track is let
+   * go. Frames in no window play as silence, counted in `stats.missedFrames`; the caller keeps
+   * windows around {@link wants}.
+   */
+  setWindow(id: string, slot: number, window: TrackWindow): void {
+    const track = this.#tracks.get(id);
+    if (!track) return;
+    track.pcm = null;
+    track.whole = NO_SOURCE;
+    track.windows[slot] = window;
+    this.#srcTrack = null; // what the playing track is read from may have changed
+  }
+
+  /**
+   * The track frames the next blocks will read: where each track plays or fades out, and where
+   * each play waiting in the queue (or for its track) starts.
+   */
+  wants(): { trackId: string; frame: number }[] {
+    const out: { trackId: string; frame: number }[] = [];
+    if (this.#current && this.#pos !== null) {
+      out.push({ trackId: this.#current.trackId, frame: this.#pos });
+    }
+    if (this.#fadeOut > 0 && this.#fadeOutTrack) {
+      out.push({ trackId: this.#fadeOutTrack.id, frame: this.#fadeOutPos });
+    }
+    for (const s of [...this.#queue, ...(this.#awaiting ? [this.#awaiting] : [])]) {
+      if (s.kind === "play") out.push({ trackId: s.trackId, frame: s.fromFrame });
+    }
+    return out;
   }
   dropTrack(id: string): void {
     this.#tracks.delete(id);
+    this.#srcTrack = null;
   }
   hasTrack(id: string): boolean {
     return this.#tracks.has(id);
@@ -160,7 +227,7 @@ export class Player {
   }
 
   get stats(): PlayerStats {
-    return { ...this.#drift.stats };
+    return { ...this.#drift.stats, missedFrames: this.#missed };
   }
 
   /** Track and position heard at host time `hostMs`, if playing. */
@@ -193,18 +260,25 @@ export class Player {
       let l = 0, r = 0;
       const track = this.#current && this.#tracks.get(this.#current.trackId);
       if (track && this.#pos !== null) {
-        const pcm = track.pcm;
-        if (this.#pos >= pcm.left.length) {
+        if (this.#pos >= track.frames) {
           if (!this.#endedReported) {
             this.#endedReported = true;
-            this.events.push({ type: "ended", trackId: pcm.id, atHostMs: h });
+            this.events.push({ type: "ended", trackId: track.id, atHostMs: h });
           }
         } else {
           let env = 1;
           if (this.#fadeIn < FADE_FRAMES) env = this.#fadeIn++ / FADE_FRAMES;
           // The scale is 1 for float tracks: x·1 is exactly x, so their output is unchanged.
-          l = cubic(pcm.left, this.#pos) * track.scale * env;
-          r = cubic(pcm.right, this.#pos) * track.scale * env;
+          const pos = this.#pos;
+          if (track !== this.#srcTrack || pos < this.#srcFrom || pos > this.#srcTo) {
+            this.#locate(track, pos);
+          }
+          const src = this.#src;
+          if (src.left) {
+            const at = pos - src.offset;
+            l = cubic(src.left, at) * track.scale * env;
+            r = cubic(src.right!, at) * track.scale * env;
+          } else this.#missed++;
           this.#pos += step;
         }
       }
@@ -213,8 +287,12 @@ export class Player {
         const prev = this.#fadeOutTrack;
         if (prev) {
           const env = this.#fadeOut / FADE_FRAMES;
-          l += cubic(prev.pcm.left, this.#fadeOutPos) * prev.scale * env;
-          r += cubic(prev.pcm.right, this.#fadeOutPos) * prev.scale * env;
+          const src = sourceAt(prev, this.#fadeOutPos);
+          if (src.left) {
+            const at = this.#fadeOutPos - src.offset;
+            l += cubic(src.left, at) * prev.scale * env;
+            r += cubic(src.right!, at) * prev.scale * env;
+          }
           this.#fadeOutPos += step;
         }
         this.#fadeOut--;
@@ -234,9 +312,25 @@ export class Player {
 
   #fadeOutTrack: Track | null = null;
 
+  /** Finds where the playing track holds `pos`, and for which frames that holds. */
+  #locate(track: Track, pos: number): void {
+    this.#srcTrack = track;
+    this.#src = sourceAt(track, pos);
+    const src = this.#src;
+    if (!src.left) {
+      // Nothing here: look again at the next frame (a window may come in meanwhile).
+      this.#srcFrom = pos;
+      this.#srcTo = pos;
+      return;
+    }
+    const len = src.left.length;
+    this.#srcFrom = src.offset > 0 ? src.offset + 1 : -Infinity;
+    this.#srcTo = src.offset + len < track.frames ? src.offset + len - 3 : Infinity;
+  }
+
   #switch(s: Schedule, h: number, msPerFrame: number): number {
     const old = this.#current && this.#tracks.get(this.#current.trackId);
-    if (old && this.#pos !== null && this.#pos < old.pcm.left.length) {
+    if (old && this.#pos !== null && this.#pos < old.frames) {
       this.#fadeOutTrack = old;
       this.#fadeOutPos = this.#pos;
       this.#fadeOut = FADE_FRAMES;
@@ -245,7 +339,7 @@ export class Player {
     this.#pos = null;
     this.#awaiting = null;
     if (s.kind === "silence") return 0;
-    const pcm = this.#tracks.get(s.trackId)?.pcm;
+    const pcm = this.#tracks.get(s.trackId);
     if (!pcm) {
       this.#awaiting = s;
       this.events.push({ type: "missing", trackId: s.trackId });
@@ -265,10 +359,10 @@ export class Player {
     const cur = this.#current;
     const track = cur && this.#tracks.get(cur.trackId);
     if (!cur || !track || this.#pos === null) return 0;
-    const pcm = track.pcm;
+    const pcm = track;
     // Past the last frame there is nothing to place: the position rests there. Correcting it
     // would resync every block, as the ideal position runs on while the track has ended.
-    if (this.#pos >= pcm.left.length) return 0;
+    if (this.#pos >= pcm.frames) return 0;
     const ideal = cur.fromFrame + ((h0 - cur.atHostMs) * pcm.rateHz) / 1000;
     const errMs = ((this.#pos - ideal) * 1000) / pcm.rateHz;
     const base = (msPerFrame * pcm.rateHz) / 1000;
@@ -335,6 +429,29 @@ function mixProbes(
     }
   }
   return starts.filter((s) => s + PROBE.durationMs > hEnd);
+}
+
+/** Samples that hold a stretch of a track: frame f is `left[f - offset]`. */
+interface Source {
+  left: Samples | null;
+  right: Samples | null;
+  offset: number;
+}
+const NO_SOURCE: Source = { left: null, right: null, offset: 0 };
+
+/**
+ * Where a track holds frame `pos` with the samples around it that cubic() reads: the whole
+ * track, or a window of it (whose inner edges are not the track's: reading across one would
+ * take samples that are not there), or nowhere.
+ */
+function sourceAt(track: Track, pos: number): Source {
+  if (track.pcm) return track.whole;
+  for (const w of track.windows) {
+    if (!w) continue;
+    const at = pos - w.offset, len = w.left.length;
+    if ((at >= 1 || w.offset === 0) && (at + 2 < len || w.offset + len >= track.frames)) return w;
+  }
+  return NO_SOURCE;
 }
 
 /**

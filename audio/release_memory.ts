@@ -8,24 +8,50 @@
  * Linux with glibc only; elsewhere, or when the library cannot be opened, it does nothing.
  */
 
-let trim: (() => void) | null | undefined;
+interface Allocator {
+  trim(): void;
+  /** mallopt(M_MMAP_THRESHOLD, bytes). */
+  mmapAbove(bytes: number): void;
+}
+let allocator: Allocator | null | undefined;
 
-function trimmer(): (() => void) | null {
-  if (trim !== undefined) return trim;
-  trim = null;
-  if (Deno.build.os !== "linux") return trim;
+function glibc(): Allocator | null {
+  if (allocator !== undefined) return allocator;
+  allocator = null;
+  if (Deno.build.os !== "linux") return allocator;
   try {
     const libc = Deno.dlopen("libc.so.6", {
       malloc_trim: { parameters: ["usize"], result: "i32" },
+      mallopt: { parameters: ["i32", "i32"], result: "i32" },
     });
-    trim = () => void libc.symbols.malloc_trim(0n);
+    allocator = {
+      trim: () => void libc.symbols.malloc_trim(0n),
+      mmapAbove: (bytes) => void libc.symbols.mallopt(M_MMAP_THRESHOLD, bytes),
+    };
   } catch { /* not glibc (musl has no malloc_trim), or FFI not allowed: nothing to do */ }
-  return trim;
+  return allocator;
+}
+
+/** glibc's mallopt parameter number for the mmap threshold. */
+const M_MMAP_THRESHOLD = -3;
+let apart = false;
+
+/**
+ * Makes every allocation of 128 KiB or more a mapping of its own, returned to the system the
+ * moment it is freed. glibc raises that threshold by itself to the size of the largest block
+ * freed (up to 32 MiB), so after a decode's first few MB-sized buffers every later one came from
+ * the heap, and the heap kept ~45 MB that trimming could not give back (a 10-minute track:
+ * heap 53 → 10 MB, RSS 167 → 124 MB, in one measurement each). Call once, before decoding.
+ */
+export function keepLargeBlocksApart(): void {
+  if (apart) return;
+  apart = true;
+  glibc()?.mmapAbove(128 * 1024);
 }
 
 /** Returns the freed memory of every thread's heap to the system now. */
 export function releaseFreedMemory(): void {
-  trimmer()?.();
+  glibc()?.trim();
 }
 
 const pending: ReturnType<typeof setTimeout>[] = [];

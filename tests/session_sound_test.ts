@@ -220,6 +220,24 @@ Deno.test({
       assertEquals(welcome.name, "Sam", "the name is free again");
       const started = await again.waitFor((e) => e.type === "started", 20000, "started again");
       await sleep(3000);
+      // A 25 s track plays from disk through windows (audio/track_windows.ts), with no frame
+      // missed, on the host from the start and on the peer that joined mid-song.
+      for (const p of [host, again]) {
+        const isStatus = (e: { type: unknown }) => e.type === "status";
+        const before = p.count(isStatus);
+        await p.send('{"cmd":"status"}');
+        await p.waitFor(() => p.count(isStatus) > before, 5000, "status");
+        const s = p.events.filter(isStatus).at(-1)!;
+        const audio = s.audio as {
+          stats: { missedFrames: number };
+          trackWindows: { tracks: number; reads: number };
+        };
+        assertTrue(
+          audio.trackWindows.tracks === 1 && audio.trackWindows.reads >= 2,
+          `track windows: ${JSON.stringify(audio.trackWindows)}`,
+        );
+        assertEquals(audio.stats.missedFrames, 0, "frames missed");
+      }
       const rec = await r.rec.stop();
       const play = host.events.find((e) => e.type === "playing")!;
       assertTrue(
