@@ -5,7 +5,8 @@ import {
   assertThrows,
   assertTrue,
 } from "../tests/assert.ts";
-import { decodeMp3 } from "./decode.ts";
+import { DecodeError, decodeMp3 } from "./decode.ts";
+import { decodeMp3Apart } from "./decode_native.ts";
 import { MAX_FILE_BYTES, parseHeader, scanMp3 } from "./mp3_scan.ts";
 
 const fixture = (name: string) =>
@@ -88,4 +89,37 @@ Deno.test("decodeMp3() to int16 gives the float decode rounded and clamped, samp
     assertEquals(mismatches, 0, `${name}: int16 samples that are not the rounded float`);
     assertTrue(worst <= 0.5 / 32768, `${name}: int16 is ${worst * 32768}/32768 off the float`);
   }
+});
+
+Deno.test({
+  name: "decodeMp3Apart() decodes on a thread of its own to exactly decodeMp3()'s samples; " +
+    "refusals keep their class and sentence; an abort stops it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const bytes = fixture("noise48k.mp3");
+    const here = await decodeMp3(bytes, { id: "n", fileName: "noise.mp3", format: "int16" });
+    const apart = await decodeMp3Apart(bytes, { id: "n", fileName: "noise.mp3" });
+    assertEquals(apart.rateHz, here.rateHz);
+    assertEquals(apart.left.length, here.left.length);
+    assertTrue(apart.left instanceof Int16Array, "int16 samples");
+    assertTrue(
+      apart.left.every((v, i) => v === here.left[i]) &&
+        apart.right.every((v, i) => v === here.right[i]),
+      "the samples differ",
+    );
+    assertEquals(bytes.length > 0, true, "the caller's bytes are kept (copied, not moved)");
+    let refusedHere = "";
+    await decodeMp3(fixture("notaudio.mp3"), { id: "x", fileName: "x.mp3" }).catch((e) =>
+      refusedHere = `${e.name}: ${e.message}`
+    );
+    const refused = await decodeMp3Apart(fixture("notaudio.mp3"), { id: "x", fileName: "x.mp3" })
+      .then(() => null, (e) => e);
+    assertTrue(refused instanceof DecodeError, `not a DecodeError: ${refused}`);
+    assertEquals(`${refused.name}: ${refused.message}`, refusedHere);
+    const stop = new AbortController();
+    const aborted = decodeMp3Apart(bytes, { id: "n", fileName: "noise.mp3", signal: stop.signal });
+    stop.abort(new Error("the track was removed"));
+    await assertRejects(() => aborted, /the track was removed/);
+  },
 });

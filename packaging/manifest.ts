@@ -3,7 +3,7 @@
  * this module names the rest and what to leave out:
  *
  * - RUNTIME_FILES: files the app reads at run time rather than imports — the UI pages and
- *   bundles, the demo track, the audio Worker (a Worker is a second entry point).
+ *   bundles, the demo track, the audio and decode Workers (a Worker is an entry point of its own).
  * - npm packages: with a `node_modules` folder `deno compile` would embed every package in it
  *   (the test browsers' drivers alone are 30 MB); only the packages reachable from the
  *   entry points go in, found from `deno info --json`.
@@ -28,10 +28,11 @@ export const RUNTIME_FILES = [
   "ui/dist/decode_worker.js",
   "assets/demo.mp3",
   "audio/output_worker.ts",
+  "audio/decode_job.ts",
 ] as const;
 
 /** The program's entry points: the main module and the Workers it starts by URL. */
-export const ENTRY_POINTS = ["main.ts", "audio/output_worker.ts"] as const;
+export const ENTRY_POINTS = ["main.ts", "audio/output_worker.ts", "audio/decode_job.ts"] as const;
 
 /**
  * The targets we build: the window library's addon name, the executable's suffix, and the OS

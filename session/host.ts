@@ -6,7 +6,8 @@
  * and the runtime edges — HTTP/WebSocket server, clock responder, mDNS, audio output.
  */
 import { audioEvent, AudioOutput } from "../audio/output.ts";
-import { DecodeError, decodeMp3 } from "../audio/decode.ts";
+import { DecodeError } from "../audio/decode.ts";
+import { decodeMp3Apart } from "../audio/decode_native.ts";
 import type { PlayerEvent } from "../audio/player.ts";
 import type { SinkBackend } from "../audio/sink.ts";
 import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
@@ -440,7 +441,7 @@ export class HostEngine {
     try {
       let pcm;
       try {
-        pcm = await decodeMp3(file.bytes, { id, fileName, format: "int16" });
+        pcm = await decodeMp3Apart(file.bytes, { id, fileName });
       } catch (e) {
         return fail(
           e instanceof DecodeError
@@ -706,5 +707,5 @@ async function decodeAgain(t: HostTrack) {
   if (await sha256Hex(bytes) !== t.info.id) {
     throw new Error("the file changed since it was added");
   }
-  return await decodeMp3(bytes, { id: t.info.id, fileName: t.info.fileName, format: "int16" });
+  return await decodeMp3Apart(bytes, { id: t.info.id, fileName: t.info.fileName });
 }

@@ -1,5 +1,5 @@
 import { audioEvent, AudioOutput } from "../audio/output.ts";
-import { decodeMp3 } from "../audio/decode.ts";
+import { decodeMp3Apart } from "../audio/decode_native.ts";
 import { Mp3FormatError, scanMp3 } from "../audio/mp3_scan.ts";
 import type { SinkBackend } from "../audio/sink.ts";
 import { baseName, readTags, readTrackFile, TrackFileError } from "../audio/track_file.ts";
@@ -404,10 +404,9 @@ export class PeerEngine {
   async #decode(t: TrackInfo) {
     this.#report(t, "decoding", 1);
     try {
-      const pcm = await decodeMp3(await Deno.readFile(this.#paths.get(t.id)!), {
+      const pcm = await decodeMp3Apart(await Deno.readFile(this.#paths.get(t.id)!), {
         id: t.id,
         fileName: t.fileName,
-        format: "int16",
       });
       if (!this.#wanted().includes(t.id)) return this.#report(t, "cached", 1);
       this.#output.addTrack(pcm);

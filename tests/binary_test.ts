@@ -95,6 +95,7 @@ Deno.test({
           "swarm.html",
           "demo.mp3",
           "output_worker.ts",
+          "decode_job.ts",
         ]
       ) {
         assertTrue(contains(payload, name), `${name} is not in the binary`);
