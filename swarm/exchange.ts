@@ -856,6 +856,7 @@ export class FileExchange {
     if (this.#closed) return;
     const now = Date.now();
     let any = false;
+    const lapsed = new Map<number, number>();
     for (const f of this.#files.values()) {
       if (f.manifestReq && f.manifestReq.deadline <= now) {
         this.#log(`peer ${f.manifestReq.peer}: no manifest of ${short(f.id)} in time`);
@@ -881,8 +882,14 @@ export class FileExchange {
         slow.add(r.peer);
         this.#clearRequest(f, index);
         if (p) this.#sendText(p, { type: "cancel", file: f.id, index });
+        lapsed.set(r.peer, (lapsed.get(r.peer) ?? 0) + 1);
         any = true;
       }
+    }
+    for (const [id, n] of lapsed) {
+      const p = this.#peers.get(id);
+      const quiet = p ? `${((now - p.livelyMs) / 1000).toFixed(1)} s without an answer` : "gone";
+      this.#log(`peer ${id}: ${n} chunk request(s) lapsed (${quiet}); asking elsewhere`);
     }
     if (any) this.#kick();
   }

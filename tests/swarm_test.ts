@@ -385,6 +385,22 @@ Deno.test({
         `the 16 bots got ${sum(fromA)} bytes from A and ${sum(fromOthers)} from other members ` +
           `(${dup} chunks arrived twice: a request timed out and was asked elsewhere)`,
       );
+      // Who let requests lapse (swarm/exchange.ts logs each lapse in the bots' stderr).
+      const lapsed = new Map<string, number>();
+      const names = new Map(pages.map((p, i) => [String(ids[i]), p.name]));
+      const quiet: number[] = [];
+      const lapses = /peer (\d+): (\d+) chunk request\(s\) lapsed \(([\d.]+) s without/g;
+      for (const m of bots.stderr.matchAll(lapses)) {
+        const who = names.get(m[1]) ?? "a bot";
+        lapsed.set(who, (lapsed.get(who) ?? 0) + Number(m[2]));
+        quiet.push(Number(m[3]));
+      }
+      quiet.sort((x, y) => x - y);
+      console.log(
+        `chunk requests that lapsed, by the member that did not answer in time: ${
+          JSON.stringify(Object.fromEntries(lapsed))
+        }; silences ${quiet.length ? `${quiet[0]}–${quiet.at(-1)} s` : "none"}`,
+      );
       // Peer to peer, not a star: most of what the bots got came from members other than A.
       assertTrue(sum(fromOthers) > sum(fromA), "the bots got most of the file from A");
       const extra = rx - idleRate * (tookMs / 1000);
