@@ -219,9 +219,11 @@ Deno.test({
       const welcome = await again.waitFor((e) => e.type === "session", 20000, "rejoined");
       assertEquals(welcome.name, "Sam", "the name is free again");
       const started = await again.waitFor((e) => e.type === "started", 20000, "started again");
-      await sleep(3000);
       // A 25 s track plays from disk through windows (audio/track_windows.ts), with no frame
-      // missed, on the host from the start and on the peer that joined mid-song.
+      // missed, on the host from the start and on the peer that joined mid-song. The peer's
+      // first window runs 7 s past where it started and the next is read 3 s before its end:
+      // 6 s in, both have read a second one.
+      await sleep(6000);
       for (const p of [host, again]) {
         const isStatus = (e: { type: unknown }) => e.type === "status";
         const before = p.count(isStatus);

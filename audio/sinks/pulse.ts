@@ -215,6 +215,7 @@ export class PulseSink implements AudioSink {
   #pa!: PulseLib;
   #stream: Deno.PointerValue = null;
   #lastStamp = -1;
+  #furthestFrame = -Infinity;
   #written = 0;
 
   /** `aheadMs`: the server-side buffer we keep full. ≥ 50 ms: at 20 ms pulse underruns on 2 cores. */
@@ -229,6 +230,7 @@ export class PulseSink implements AudioSink {
   async open(): Promise<void> {
     const conn = (this.#conn = await PulseConnection.open(this.appName));
     const pa = (this.#pa = conn.pa);
+    this.#furthestFrame = -Infinity;
     this.#stream = pa.pa_stream_new(
       conn.ctx,
       cstr(`${this.appName} playback`),
@@ -279,6 +281,11 @@ export class PulseSink implements AudioSink {
    * Reads the raw `pa_timing_info` of the last automatic update: at server time `timestamp`
    * the byte at `read_index` was `sink_usec` away from being heard. Interpolated
    * `pa_stream_get_time` was measured worse: two streams on one sink disagreed by 7 ms.
+   *
+   * A read index behind one already reported is the server taking back what it had read
+   * (a rewind, an underrun on a starved machine: seen once in CI). Such reports are dropped
+   * until the index passes the furthest one again, so the position only ever moves forward;
+   * if the sound really moved, the reports after that say so.
    */
   timing(): SinkTiming | null {
     const t = readTimingInfo(this.#pa, this.#stream);
@@ -286,8 +293,11 @@ export class PulseSink implements AudioSink {
     if (t.stampUs === this.#lastStamp) return null;
     this.#lastStamp = t.stampUs;
     if (!t.playing || t.readIndex === null) return null;
+    const frame = t.readIndex / 8;
+    if (frame < this.#furthestFrame) return null;
+    this.#furthestFrame = frame;
     const localMs = t.stampUs / 1000 - realtimeMinusLocalMs();
-    return { frame: t.readIndex / 8, localMs: localMs + t.sinkUs / 1000 };
+    return { frame, localMs: localMs + t.sinkUs / 1000 };
   }
 
   close(): Promise<void> {
