@@ -12,6 +12,7 @@ import { type BusRecording, recordBus } from "./harness/pulse.ts";
 import {
   type BotStatus,
   brief,
+  type OutputTrace,
   cpuShares,
   cpuSnapshot,
   lagsAgainst,
@@ -194,6 +195,32 @@ function silentShare(
     if (rmsOf(rec, k, t, t + 0.05) < 0.005) silent++;
   }
   return n > 0 ? silent / n : 0;
+}
+
+/** A page's output trace (twice a second), or none if the page is gone. */
+async function traceOf(p: SwarmPage): Promise<OutputTrace[]> {
+  return (await p.debug().catch(() => null))?.output?.trace ?? [];
+}
+
+/**
+ * What placed each page's sound from `fromMs` on, one line per page (printed when a phase is
+ * out of sync, or always with PHASELOCK_TEST_TRACE=1): seconds from `fromMs`, then the output
+ * timestamp's distance from currentTime's estimate (`a`), the host clock's move since the first
+ * entry (`h`), the player's error (`e`) and its resyncs (`r`); `*` marks currentTime in use.
+ */
+function printTraces(traces: Map<string, OutputTrace[]>, fromMs: number) {
+  const f = (v: number | null) => v === null ? "-" : v.toFixed(1);
+  for (const [name, trace] of traces) {
+    const span = trace.filter((t) => t.atMs >= fromMs);
+    const h0 = span.find((t) => t.hostMinusPageMs !== null)?.hostMinusPageMs ?? null;
+    const entries = span.map((t) =>
+      `${((t.atMs - fromMs) / 1000).toFixed(1)}${t.source === "timestamp" ? "" : "*"} ` +
+      `a${f(t.apartMs)} h${
+        f(h0 === null || t.hostMinusPageMs === null ? null : t.hostMinusPageMs - h0)
+      } e${f(t.errorMs)} r${t.resyncs}`
+    );
+    console.log(`trace ${name}: ${entries.join(" | ")}`);
+  }
 }
 
 /** Asserts that every phase was within the sync bound (see {@link syncCheck}). */
@@ -446,6 +473,7 @@ Deno.test({
       await sleep(Math.max(0, to + 300 - realNowMs()));
       cpuLine(rig, "playing", cpu, cpuAt);
       assertEquals(a.consoleErrors(), [], "A's console");
+      const traces = new Map([["Alpha", await traceOf(a)]]);
 
       // A leaves: B (id 2) directs, everyone agrees, and the music goes on.
       const closeAt = realNowMs();
@@ -543,6 +571,10 @@ Deno.test({
           (rig.frozen.length ? ` | replaced: ${rig.frozen.join("; ")}` : ""),
       );
       for (const p of [b, c, f, late]) assertEquals(p.consoleErrors(), [], `${p.name}'s console`);
+      if (misses.length || Deno.env.get("PHASELOCK_TEST_TRACE")) {
+        for (const p of [b, c, f, late]) traces.set(p.name, await traceOf(p));
+        printTraces(traces, from);
+      }
       assertAllInSync(misses);
     });
   },

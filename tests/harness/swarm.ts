@@ -239,6 +239,16 @@ export async function startNsServer(opts: { tls?: boolean; logDir?: string } = {
 
 // ---------------------------------------------------------------- pages
 
+/** Twice a second, what placed a page's sound (ui/engine/web_output.ts `trace`). */
+export interface OutputTrace {
+  atMs: number;
+  hostMinusPageMs: number | null;
+  source: string;
+  apartMs: number | null;
+  errorMs: number;
+  resyncs: number;
+}
+
 /** What `phaselock.debug()` answers in a page (swarm/member.ts). */
 export interface MemberDebug {
   phase: string;
@@ -253,6 +263,7 @@ export interface MemberDebug {
     errorMs: number;
     resyncs: number;
     source: string;
+    trace: OutputTrace[];
   } | null;
   files: FileInfo[];
   stats: ExchangeStats;

@@ -72,9 +72,15 @@ export class WebOutput {
   #lastCtxSec = -1;
   #lastMoveMs = performance.now();
   #frozen = false;
-  /** Twice a second: how the two reports compared and which was used (tests, benchmark). */
+  /**
+   * Twice a second: how the two reports compared and which was used, and where the host's clock
+   * was thought to be (tests, benchmark: what moved when a page went out of sync).
+   */
   readonly trace: {
+    /** Page clock (epoch ms, like the recorder's). */
     atMs: number;
+    /** Host clock minus this page's at `atMs`, as the clock filter had it. */
+    hostMinusPageMs: number | null;
     source: string;
     apartMs: number | null;
     stampSpreadMs: number | null;
@@ -221,8 +227,10 @@ export class WebOutput {
       this.#lastTraceMs = t;
       const s = this.#stamp.fit, c = this.#clock.fit;
       const stats = this.player.stats;
+      const at = performance.timeOrigin + t;
       this.trace.push({
-        atMs: Math.round(t),
+        atMs: Math.round(at),
+        hostMinusPageMs: map ? localToHost(map, at) - at : null,
         source,
         apartMs: s && c ? this.#stamp.heardMs(c.refSec) - this.#clock.heardMs(c.refSec) : null,
         stampSpreadMs: s?.spreadMs ?? null,
