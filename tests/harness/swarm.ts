@@ -247,6 +247,8 @@ export interface OutputTrace {
   apartMs: number | null;
   errorMs: number;
   resyncs: number;
+  steps: number;
+  holds: number;
 }
 
 /** What `phaselock.debug()` answers in a page (swarm/member.ts). */

@@ -123,3 +123,69 @@ Deno.test("step timeline: early wander settles, and a context restart starts ove
   t.add({ ctxSec: 0.1, heardMs: 99_000 });
   assertTrue(t.fit!.samples === 1 && Math.abs(t.heardMs(0.1) - 99_000) < 1e-9);
 });
+
+/**
+ * Readings as Chromium's under PulseAudio give them: output timestamps (`stamp` ms off the
+ * device's line) and, beside each, the render pace (page time minus `currentTime`), a sawtooth
+ * whose lower edge rises by `stall` ms when the sound stalls.
+ */
+function drivePaced(
+  t: StepTimeline,
+  fromSec: number,
+  toSec: number,
+  stamp: number,
+  stall: number,
+) {
+  const r = rng(Math.round(fromSec * 1000));
+  for (let c = fromSec; c < toSec; c += STAMP_EVERY) {
+    const saw = (Math.round(c / STAMP_EVERY) % 4) * 5; // 0–15 ms, every 80 ms
+    t.add({
+      ctxSec: c,
+      heardMs: 600 + c * 1000 + stamp + (r() - 0.5) * 0.2,
+      paceMs: 50 + stall + saw,
+    });
+  }
+}
+
+Deno.test("step timeline: a step earlier that the render pace did not make is held off until it goes or lasts", () => {
+  const t = new StepTimeline();
+  const line = (c: number) => 600 + c * 1000;
+  drivePaced(t, 1, 15, 0, 0);
+  // The timestamps jump 8 ms early and come back in steps, the sound never having moved.
+  drivePaced(t, 15, 16.5, -8, 0);
+  drivePaced(t, 16.5, 18, -5, 0);
+  drivePaced(t, 18, 19.5, -2, 0);
+  const held = t.heardMs(19.5) - line(19.5);
+  assertTrue(Math.abs(held) < 0.2, `held at the old level: ${held.toFixed(2)} ms off`);
+  const steps = t.jumps;
+  assertTrue(t.holds >= 1 && steps === 0, `holds ${t.holds}, steps ${steps}`);
+  drivePaced(t, 19.5, 22, 0, 0);
+  const back = t.heardMs(22) - line(22);
+  assertTrue(Math.abs(back) < 0.2, `the readings back: ${back.toFixed(2)} ms off`);
+  // Later is always taken (a stall; here the pace did not even move).
+  drivePaced(t, 22, 22.5, 12, 0);
+  const later = t.heardMs(22.5) - (line(22.5) + 12);
+  assertTrue(Math.abs(later) < 0.2, `12 ms later: ${later.toFixed(2)} ms off`);
+  assertTrue(t.jumps === steps + 1, `steps ${t.jumps}`);
+  // Earlier with the pace falling too (the device skipped ahead): taken.
+  drivePaced(t, 22.5, 26, 12, 0);
+  drivePaced(t, 26, 26.5, 6, -6);
+  const skipped = t.heardMs(26.5) - (line(26.5) + 6);
+  assertTrue(Math.abs(skipped) < 0.2, `6 ms earlier, paced: ${skipped.toFixed(2)} ms off`);
+  // Earlier for good (the pace missed it) is believed after holdMaxSec (20 s).
+  drivePaced(t, 26.5, 30, 6, -6);
+  drivePaced(t, 30, 49, -4, -6);
+  const early = t.heardMs(49) - (line(49) - 4);
+  assertTrue(Math.abs(early - 10) < 0.3, `19 s on, still held: ${early.toFixed(2)} ms`);
+  drivePaced(t, 49, 52, -4, -6);
+  const late = t.heardMs(52) - (line(52) - 4);
+  assertTrue(Math.abs(late) < 0.2, `taken after 20 s: ${late.toFixed(2)} ms off`);
+});
+
+Deno.test("step timeline: in a young context every step is taken, pace or not", () => {
+  const t = new StepTimeline();
+  drivePaced(t, 0.02, 4, 0, 0);
+  drivePaced(t, 4, 6, -15, 0);
+  const err = t.heardMs(6) - (600 + 6000 - 15);
+  assertTrue(Math.abs(err) < 0.2, `a step 4 s in: ${err.toFixed(2)} ms off`);
+});
