@@ -206,8 +206,8 @@ async function traceOf(p: SwarmPage): Promise<OutputTrace[]> {
  * What placed each page's sound from `fromMs` on, one line per page (printed when a phase is
  * out of sync, or always with PHASELOCK_TEST_TRACE=1): seconds from `fromMs`, then the output
  * timestamp's distance from currentTime's estimate (`a`), the host clock's move since the first
- * entry (`h`), the player's error (`e`), its resyncs (`r`), and the timestamps' steps taken and
- * held off (`s`); `*` marks currentTime in use.
+ * entry (`h`), the player's error (`e`), its resyncs (`r`) and the timestamps' steps (`s`); `*`
+ * marks currentTime in use.
  */
 function printTraces(traces: Map<string, OutputTrace[]>, fromMs: number) {
   const f = (v: number | null) => v === null ? "-" : v.toFixed(1);
@@ -218,7 +218,7 @@ function printTraces(traces: Map<string, OutputTrace[]>, fromMs: number) {
       `${((t.atMs - fromMs) / 1000).toFixed(1)}${t.source === "timestamp" ? "" : "*"} ` +
       `a${f(t.apartMs)} h${
         f(h0 === null || t.hostMinusPageMs === null ? null : t.hostMinusPageMs - h0)
-      } e${f(t.errorMs)} r${t.resyncs} s${t.steps}/${t.holds}`
+      } e${f(t.errorMs)} r${t.resyncs} s${t.steps}`
     );
     console.log(`trace ${name}: ${entries.join(" | ")}`);
   }

@@ -248,7 +248,6 @@ export interface OutputTrace {
   errorMs: number;
   resyncs: number;
   steps: number;
-  holds: number;
 }
 
 /** What `phaselock.debug()` answers in a page (swarm/member.ts). */

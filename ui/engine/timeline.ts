@@ -16,11 +16,6 @@ export interface TimelineSample {
   ctxSec: number;
   /** Page time (ms, `performance.now()` scale) at which `ctxSec` is heard. */
   heardMs: number;
-  /**
-   * The render pace ({@link StepTimeline}): page time minus `currentTime` (ms), read beside
-   * this sample. A stall of the sound (an underrun) raises its lower edge by the stall.
-   */
-  paceMs?: number;
 }
 
 export interface TimelineOptions {
@@ -173,18 +168,11 @@ export interface StepTimelineOptions {
   /** The rate is fitted over this much context time. */
   slopeWindowSec?: number;
   maxSlopePpm?: number;
-  /** A step earlier by at least this (ms) is taken only if the render pace fell with it. */
-  confirmMs?: number;
-  /** A step the pace did not confirm is taken anyway once it has lasted this long (s). */
-  holdMaxSec?: number;
-  /** For this long (context seconds) after the first reading, every step is taken. */
-  youngSec?: number;
 }
 
 interface StepReading {
   ctxSec: number;
   heardMs: number;
-  paceMs?: number;
 }
 
 /** One second of readings, reduced to medians; weighted by how steady they were. */
@@ -207,19 +195,6 @@ interface Bucket {
  * card's crystal against the page's clock, fixed) is fitted across every segment of the last
  * minute, each segment with a level of its own.
  *
- * Not every step is real. Under PulseAudio the timestamps also jump by 4–50 ms while the sound
- * stays put (the client's latency estimate re-fitting after a glitch; it comes back in steps
- * every 1.5 s, over ~5–15 s). A real step is a stall: the context stops rendering while the
- * device catches up, so `currentTime` falls behind the page's clock by the step, and the sound
- * comes later, never sooner (measured against the bus recording: the real steps of 3–23 ms
- * were all later and moved the render pace, page time minus `currentTime`, by about as much;
- * the false ones, -10 to +4 ms, did not move it). So a step *earlier* by
- * {@link StepTimelineOptions.confirmMs} or more is taken only when the pace's lower edge fell
- * with it; otherwise the level holds and the readings off it are set aside until they come
- * back or have stayed away for {@link StepTimelineOptions.holdMaxSec}. Steps later are taken
- * at once: holding a real one off was measured far worse (a 57 ms stall held 17 s) than
- * following a false one until it snaps back.
- *
  * Pure: samples come in as numbers; tests drive it with simulated devices.
  */
 export class StepTimeline {
@@ -235,17 +210,7 @@ export class StepTimeline {
   #count = 0;
   #slope = 0;
   #fit: TimelineFit | null = null;
-  /** Readings with a pace, over the last few seconds (context time). */
-  #paces: StepReading[] = [];
-  /** The context time of the first reading since the start (or a restart). */
-  #firstSec = NaN;
-  /** Where the current segment (since the last step) began, context time. */
-  #segmentFromSec = -Infinity;
-  /** Set while a step the pace did not confirm is held off: when it began (context time). */
-  #holdSince: number | null = null;
   jumps = 0;
-  /** Steps earlier held off because the pace did not fall with them. */
-  holds = 0;
 
   constructor(options: StepTimelineOptions = {}) {
     this.#o = {
@@ -254,9 +219,6 @@ export class StepTimeline {
       stepCount: 5,
       slopeWindowSec: 60,
       maxSlopePpm: 1000,
-      confirmMs: 4,
-      holdMaxSec: 20,
-      youngSec: 10,
       ...options,
     };
   }
@@ -270,12 +232,7 @@ export class StepTimeline {
     if (!Number.isFinite(s.ctxSec) || !Number.isFinite(s.heardMs) || s.ctxSec <= 0) return false;
     const last = this.#recent.at(-1);
     if (last && s.ctxSec < last.ctxSec) this.reset();
-    const r: StepReading = { ctxSec: s.ctxSec, heardMs: s.heardMs, paceMs: s.paceMs };
-    if (Number.isNaN(this.#firstSec)) this.#firstSec = r.ctxSec;
-    if (Number.isFinite(r.paceMs)) {
-      this.#paces.push(r);
-      while (this.#paces[0].ctxSec < r.ctxSec - 4) this.#paces.shift();
-    }
+    const r: StepReading = { ctxSec: s.ctxSec, heardMs: s.heardMs };
     let stepped = false;
     const fit = this.#fit;
     if (fit) {
@@ -284,23 +241,12 @@ export class StepTimeline {
       if (sign !== 0 && sign === this.#runSign) this.#run.push(r);
       else this.#run = sign === 0 ? [] : [r];
       this.#runSign = sign;
-      if (this.#holdSince !== null) {
-        // Held off: the readings came back, or stayed away long enough to be believed.
-        if (sign === 0) this.#holdSince = null;
-        else if (r.ctxSec - this.#holdSince < this.#o.holdMaxSec) return false;
-        else this.#holdSince = null;
-      } else if (this.#run.length >= this.#o.stepCount && !this.#confirmed()) {
-        this.#holdSince = this.#run[0].ctxSec;
-        this.holds++;
-        return false;
-      }
       if (this.#run.length >= this.#o.stepCount) {
         // The readings before the run close the old segment; the run starts the new one.
         const run = new Set(this.#run.slice(0, -1));
         this.#open = this.#open.filter((x) => !run.has(x));
         this.#closeBucket();
         this.#segment++;
-        this.#segmentFromSec = this.#run[0].ctxSec;
         this.#recent = this.#run.slice(0, -1);
         this.#open = [...this.#recent];
         this.#run = [];
@@ -318,36 +264,7 @@ export class StepTimeline {
     return stepped;
   }
 
-  /**
-   * Whether the run of readings off the fit is a step to take: one later, one too small or too
-   * early to ask about, or one earlier that the pace confirms (the lower edge of the pace since
-   * the step, against up to two seconds before it in this segment, fell by at least half the
-   * step).
-   */
-  #confirmed(): boolean {
-    const offs = this.#run.map((x) => x.heardMs - this.heardMs(x.ctxSec));
-    const size = median(offs);
-    // Later: a stall, or the estimate re-fitting; a stall not taken at once is heard as a
-    // lasting error, so a step later is always taken. Earlier: no stall makes the sound come
-    // sooner, so the pace must have moved too.
-    if (size > -this.#o.confirmMs) return true;
-    // Where the step came: the run may begin with readings a little off, before it.
-    const from = this.#run[offs.findIndex((o) => Math.abs(o) >= Math.abs(size) / 2)].ctxSec;
-    if (from - this.#firstSec < this.#o.youngSec) return true;
-    // The pace since the last step only: the one before may have moved it.
-    const start = Math.max(from - 2, this.#segmentFromSec);
-    const before = this.#paces.filter((x) => x.ctxSec >= start && x.ctxSec < from - 0.2);
-    const since = this.#paces.filter((x) => x.ctxSec >= from);
-    if (before.length < 10) return true;
-    const edge = (xs: StepReading[]) => Math.min(...xs.map((x) => x.paceMs!));
-    return edge(since) - edge(before) <= size / 2;
-  }
-
   reset(): void {
-    this.#paces = [];
-    this.#holdSince = null;
-    this.#firstSec = NaN;
-    this.#segmentFromSec = -Infinity;
     this.#recent = [];
     this.#segment = 0;
     this.#open = [];

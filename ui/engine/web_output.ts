@@ -72,8 +72,6 @@ export class WebOutput {
   #lastCtxSec = -1;
   #lastMoveMs = performance.now();
   #frozen = false;
-  /** Since when (page time) the player has been sounding a track, or null. */
-  #soundingSinceMs: number | null = null;
   /**
    * Twice a second: how the two reports compared and which was used, and where the host's clock
    * was thought to be (tests, benchmark: what moved when a page went out of sync).
@@ -89,9 +87,8 @@ export class WebOutput {
     clockSpreadMs: number | null;
     errorMs: number;
     resyncs: number;
-    /** Steps the output timestamps took, and steps held off (the pace did not move). */
+    /** Steps the output timestamps' fit has taken (a step realigns the player). */
     steps: number;
-    holds: number;
   }[] = [];
   #lastTraceMs = 0;
   onEvent: (e: PlayerEvent) => void = () => {};
@@ -196,18 +193,7 @@ export class WebOutput {
       if (ts.contextTime && ts.performanceTime) {
         // A step is the device having glitched (a late block, a busy sound server): the sound
         // already moved, so it moves back at once (a crossfade), not by a second of slewing.
-        // The render pace tells a real step (a stall) from the estimate re-fitting (see
-        // StepTimeline), once the sound has been going for a second: steps at its start and
-        // in silence were real without it (measured).
-        const sounding = this.player.playing !== null;
-        if (!sounding) this.#soundingSinceMs = null;
-        else this.#soundingSinceMs ??= now;
-        const paced = this.#soundingSinceMs !== null && now - this.#soundingSinceMs >= 1000;
-        const stepped = this.#stamp.add({
-          ctxSec: ts.contextTime,
-          heardMs: ts.performanceTime,
-          paceMs: paced ? now - ctx.currentTime * 1000 : undefined,
-        });
+        const stepped = this.#stamp.add({ ctxSec: ts.contextTime, heardMs: ts.performanceTime });
         if (stepped && this.#useStamp) this.player.realign();
       }
     }
@@ -254,7 +240,6 @@ export class WebOutput {
         errorMs: stats.errorMs,
         resyncs: stats.resyncs,
         steps: this.#stamp.jumps,
-        holds: this.#stamp.holds,
       });
       if (this.trace.length > 240) this.trace.shift();
     }
