@@ -7,13 +7,17 @@
  *   manifest's hash, so every chunk is checked against it whoever sends it.
  * - Every file a peer offers is fetched while it is enabled here (by default, all of them):
  *   its manifest from one peer (checked against the id), then its missing chunks from every
- *   peer that has them, rarest first (ties in an order random per member), at most
- *   `maxInFlightPerPeer` requests outstanding per peer, the wanted file first.
+ *   peer that has them, rarest first (ties in an order random per member), the wanted file
+ *   first. Each peer gets at most `maxInFlightPerPeer` requests outstanding, fewer while it
+ *   answers slowly: an answer later than half the timeout halves its share (once a timeout),
+ *   a prompt one gives one back. A seeder serving nineteen members thus holds short queues,
+ *   and fewer requests wait on a peer that stalls (each would be asked elsewhere: twice).
  * - A chunk that fails its hash is dropped and counted; that peer is not asked for it again,
  *   and after {@link MAX_BAD_CHUNKS} bad chunks (or manifests) it is not asked for anything.
  *   A request goes to another source once its peer has answered none of this member's
  *   requests for `requestTimeoutMs` (a busy seeder that keeps answering is waited for: asking
- *   elsewhere would fetch the chunk twice); so do a departed peer's requests, at once.
+ *   elsewhere would fetch the chunk twice); so do a departed peer's requests, at once. Time
+ *   this member itself stalled (its timer fired late) does not count as anyone's silence.
  * - Every verified chunk is announced (`have`) and served to whoever asks, before the file is
  *   complete. Replies wait while the channel holds more than {@link SEND_HIGH_WATER} bytes;
  *   the caller calls {@link FileExchange.pump} when it drains (`bufferedamountlow` with the
@@ -139,6 +143,8 @@ export const MAX_BAD_CHUNKS = 3;
 export const MAX_QUEUED_PER_PEER = 64;
 /** File entries kept about at most (files offered by peers, mine, fetched). */
 const MAX_KNOWN_FILES = 2 * MAX_OFFERS;
+/** A timer this late (ms) means this member stalled: waits are extended, not lapsed. */
+const STALL_MS = 250;
 /** A chunk request lapses after this many request timeouts even if its peer answers others. */
 export const MAX_WAIT_TIMEOUTS = 4;
 /** Default {@link FileExchangeOptions.maxIncompleteBytes}: two files at the size cap. */
@@ -196,6 +202,10 @@ interface PeerState {
   bad: number;
   queue: { file: string; index: number }[];
   stats: PeerStats;
+  /** Requests it may have outstanding now (1 … maxInFlightPerPeer). */
+  cap: number;
+  /** When its cap was last halved. */
+  cutMs: number;
 }
 
 const emptyStats = (): PeerStats => ({
@@ -306,6 +316,8 @@ export class FileExchange {
       bad: 0,
       queue: [],
       stats,
+      cap: this.#maxInFlight,
+      cutMs: 0,
     };
     this.#peers.set(peerId, p);
     this.#send(p, this.#filesMessage());
@@ -567,9 +579,27 @@ export class FileExchange {
         setBit(o.have, index, false);
         o.count--;
       }
-      if (f.requests.get(index)?.peer === p.id) this.#clearRequest(f, index);
+      const req = f.requests.get(index);
+      if (req?.peer === p.id) {
+        this.#answered(p, req);
+        this.#clearRequest(f, index);
+      }
     }
     this.#kick();
+  }
+
+  /** A request of mine answered: slow answers shrink the peer's share, prompt ones grow it. */
+  #answered(p: PeerState, req: Request): void {
+    const now = Date.now(), waited = now - req.sentMs;
+    if (waited > this.#timeoutMs / 2) this.#shrink(p, now);
+    else if (waited < this.#timeoutMs / 4) p.cap = Math.min(this.#maxInFlight, p.cap + 1);
+  }
+
+  /** Halves a slow peer's share of requests, at most once a timeout. */
+  #shrink(p: PeerState, now: number): void {
+    if (now - p.cutMs < this.#timeoutMs) return;
+    p.cap = Math.max(1, p.cap >> 1);
+    p.cutMs = now;
   }
 
   #onChunk(p: PeerState, file: string, index: number, bytes: Uint8Array): void {
@@ -581,7 +611,10 @@ export class FileExchange {
       return;
     }
     const req = f.requests.get(index);
-    if (req?.peer === p.id) this.#clearRequest(f, index);
+    if (req?.peer === p.id) {
+      this.#answered(p, req);
+      this.#clearRequest(f, index);
+    }
     if (getBit(f.have, index)) {
       p.stats.duplicates++;
       this.#kick();
@@ -780,7 +813,7 @@ export class FileExchange {
       const o = p.offers.get(f.id);
       if (o && o.count > 0 && this.#usable(p) && !f.distrusted.has(p.id)) sources.push({ p, o });
     }
-    if (!sources.some((s) => s.p.inFlight < this.#maxInFlight)) return;
+    if (!sources.some((s) => s.p.inFlight < s.p.cap)) return;
     // Rarest first: count the sources of every chunk still to request.
     const wanted: { index: number; avail: number }[] = [];
     for (const index of f.order) {
@@ -799,7 +832,7 @@ export class FileExchange {
       let bestScore = Infinity;
       let room = false;
       for (const { p, o } of sources) {
-        if (p.inFlight >= this.#maxInFlight) continue;
+        if (p.inFlight >= p.cap) continue;
         room = true;
         if (!getBit(o.have, index) || bad?.has(p.id)) continue;
         const score = p.inFlight + (slow?.has(p.id) ? 1000 : 0) + Math.random() * 0.5;
@@ -844,16 +877,38 @@ export class FileExchange {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timerAt = next;
     this.#timer = setTimeout(() => {
+      const late = Date.now() - next - 5;
       this.#timer = null;
       this.#timerAt = Infinity;
-      this.#expire();
+      if (late > STALL_MS) this.#deaf(late);
+      else this.#expire();
       this.#arm();
     }, Math.max(0, next - Date.now()) + 5);
+  }
+
+  /**
+   * This member stalled for `ms` (a busy device, a tab held in the background): what its
+   * peers sent meanwhile is still waiting to be read, and this timer ran first. Nobody was
+   * silent to a member that was not listening, so every wait is extended by the stall, and
+   * the messages are read before anything lapses.
+   */
+  #deaf(ms: number): void {
+    for (const f of this.#files.values()) {
+      if (f.manifestReq) f.manifestReq.deadline += ms + STALL_MS;
+      for (const r of f.requests.values()) {
+        r.deadline += ms + STALL_MS;
+        r.sentMs += ms;
+      }
+    }
+    const now = Date.now();
+    for (const p of this.#peers.values()) p.livelyMs = Math.min(now, p.livelyMs + ms);
   }
 
   /** Requests past their deadline go elsewhere. */
   #expire(): void {
     if (this.#closed) return;
+    // The timer is overdue: this member stalled, and its timer will say by how much (#deaf).
+    if (this.#timer !== null && Date.now() - this.#timerAt > STALL_MS) return;
     const now = Date.now();
     let any = false;
     const lapsed = new Map<number, number>();
@@ -881,7 +936,10 @@ export class FileExchange {
         if (!slow) f.slow.set(index, slow = new Set());
         slow.add(r.peer);
         this.#clearRequest(f, index);
-        if (p) this.#sendText(p, { type: "cancel", file: f.id, index });
+        if (p) {
+          this.#sendText(p, { type: "cancel", file: f.id, index });
+          this.#shrink(p, now);
+        }
         lapsed.set(r.peer, (lapsed.get(r.peer) ?? 0) + 1);
         any = true;
       }

@@ -15,7 +15,7 @@ import {
   SEND_HIGH_WATER,
   SEND_LOW_WATER,
 } from "./exchange.ts";
-import { CHUNK_BYTES, makeManifest, MAX_FILE_BYTES } from "./manifest.ts";
+import { CHUNK_BYTES, chunkCount, makeManifest, MAX_FILE_BYTES } from "./manifest.ts";
 import { bytesToBase64, decodeWire, encodeChunk, encodeText, type WireMessage } from "./wire.ts";
 
 // ---------------------------------------------------------------- the fake network
@@ -561,58 +561,88 @@ Deno.test("exchange: busy seeders that keep answering are waited for: no chunk c
     assertTrue(got.every((n) => n > 4), `both seeders served: ${got.join(", ")}`);
   }));
 
+/**
+ * A hand-driven seeder of `bytes` (every chunk offered; the manifest sent when asked): every
+ * `everyMs` it answers the oldest request `answer` lets through (a chunk), until `done`.
+ * Returns when it stopped; `outstanding()` is how many requests it holds unanswered.
+ */
+function puppetSeeder(net: Net, l: Node, name: string, bytes: Uint8Array) {
+  const m = makeManifest(name, bytes);
+  const peer = net.puppet(l);
+  const chunks = chunkCount(m);
+  const have = new Uint8Array(Math.ceil(chunks / 8));
+  for (let i = 0; i < chunks; i++) have[i >> 3] |= 0x80 >> (i & 7);
+  peer.send(encodeText({
+    type: "files",
+    files: [{ id: m.id, name, sizeBytes: m.sizeBytes, chunks, have: bytesToBase64(have) }],
+  }));
+  const gets: Extract<WireMessage, { type: "get" }>[] = [];
+  let cancels = 0;
+  const started = performance.now();
+  /** Takes in what the exchange sent: requests queue, cancels unqueue, the manifest is sent. */
+  const collect = () => {
+    for (const msg of peer.got.splice(0)) {
+      if (msg.type === "get") gets.push(msg);
+      if (msg.type === "cancel") {
+        cancels++;
+        gets.splice(gets.findIndex((g) => g.index === msg.index), 1);
+      }
+      if (msg.type !== "getManifest") continue;
+      peer.send(encodeText({
+        type: "manifest",
+        file: m.id,
+        name,
+        sizeBytes: m.sizeBytes,
+        chunkBytes: m.chunkBytes,
+        hashes: bytesToBase64(m.hashes),
+      }));
+    }
+  };
+  const chunk = (index: number) => {
+    const start = index * CHUNK_BYTES;
+    peer.send(encodeChunk(m.id, index, bytes.subarray(start, start + CHUNK_BYTES)));
+  };
+  return {
+    id: m.id,
+    started,
+    gets,
+    collect,
+    chunk,
+    cancels: () => cancels,
+    outstanding: () => gets.length,
+    /** Serves for up to `ms`; `answer` may skip a request (false: it is dropped unanswered). */
+    async serve(ms: number, everyMs: number, answer: (index: number, at: number) => boolean) {
+      const until = performance.now() + ms;
+      while (l.ex.bytes(m.id) === null && performance.now() < until) {
+        await sleep(everyMs);
+        collect();
+        const msg = gets.shift();
+        if (msg && answer(msg.index, performance.now() - started)) chunk(msg.index);
+      }
+    },
+  };
+}
+
 Deno.test("exchange: a request a busy peer skips still lapses, after MAX_WAIT_TIMEOUTS", () =>
   withNet(async (net) => {
     const timeoutMs = 100;
     const l = net.node({ requestTimeoutMs: timeoutMs });
     const bytes = pseudoRandom(2 * MiB, 19);
-    const m = makeManifest("skip.mp3", bytes);
-    const peer = net.puppet(l);
-    peer.send(encodeText({
-      type: "files",
-      files: [{
-        id: m.id,
-        name: "skip.mp3",
-        sizeBytes: m.sizeBytes,
-        chunks: 32,
-        have: bytesToBase64(new Uint8Array([0xff, 0xff, 0xff, 0xff])),
-      }],
-    }));
+    const peer = puppetSeeder(net, l, "skip.mp3", bytes);
     // Answers every request, one each 40 ms, except the first ask for the first chunk asked.
     const asked = new Map<number, number[]>();
     let skipped: number | null = null, served = 0, lastAnswerMs = 0;
-    const started = performance.now();
-    const gets: Extract<WireMessage, { type: "get" }>[] = [];
-    while (l.ex.bytes(m.id) === null && performance.now() - started < 10_000) {
-      await sleep(40);
-      for (const msg of peer.got.splice(0)) {
-        if (msg.type === "get") gets.push(msg);
-        if (msg.type === "cancel") gets.splice(gets.findIndex((g) => g.index === msg.index), 1);
-        if (msg.type !== "getManifest") continue;
-        peer.send(encodeText({
-          type: "manifest",
-          file: m.id,
-          name: "skip.mp3",
-          sizeBytes: m.sizeBytes,
-          chunkBytes: m.chunkBytes,
-          hashes: bytesToBase64(m.hashes),
-        }));
+    await peer.serve(10_000, 40, (index, at) => {
+      asked.set(index, [...asked.get(index) ?? [], at]);
+      if (skipped === null) {
+        skipped = index;
+        return false;
       }
-      const msg = gets.shift();
-      if (msg) {
-        const at = performance.now() - started;
-        asked.set(msg.index, [...asked.get(msg.index) ?? [], at]);
-        if (skipped === null) {
-          skipped = msg.index;
-          continue;
-        }
-        const start = msg.index * CHUNK_BYTES;
-        peer.send(encodeChunk(m.id, msg.index, bytes.subarray(start, start + CHUNK_BYTES)));
-        served++;
-        lastAnswerMs = at;
-      }
-    }
-    assertTrue(same(l.ex.bytes(m.id), bytes), "the file did not complete");
+      served++;
+      lastAnswerMs = at;
+      return true;
+    });
+    assertTrue(same(l.ex.bytes(peer.id), bytes), "the file did not complete");
     const times = asked.get(skipped!)!;
     assertEquals(times.length, 2, `asks for chunk ${skipped}: ${times.join(", ")}`);
     // Asked again while the peer was still answering the others, within the cap.
@@ -623,6 +653,55 @@ Deno.test("exchange: a request a busy peer skips still lapses, after MAX_WAIT_TI
     );
     assertTrue(times[1] < lastAnswerMs, `asked again at ${times[1]}, last answer ${lastAnswerMs}`);
     assertEquals(served, 32, "chunks sent: each once, the skipped one when asked again");
+  }));
+
+Deno.test("exchange: a peer that answers slowly is asked fewer chunks at once, then more again", () =>
+  withNet(async (net) => {
+    const l = net.node({ requestTimeoutMs: 400 });
+    const bytes = pseudoRandom(3 * MiB, 23);
+    const peer = puppetSeeder(net, l, "slow.mp3", bytes);
+    const always = () => true;
+    // One chunk each 150 ms: eight requests would wait 1.2 s, three times the timeout.
+    let most = 0;
+    await peer.serve(400, 150, always);
+    most = peer.outstanding();
+    await peer.serve(1600, 150, always);
+    const slow = peer.outstanding();
+    // Prompt again: the share grows back.
+    let fast = 0;
+    await peer.serve(1500, 10, () => {
+      fast = Math.max(fast, peer.outstanding() + 1);
+      return true;
+    });
+    assertTrue(same(l.ex.bytes(peer.id), bytes), "the file did not complete");
+    assertTrue(most >= 6, `${most} requests outstanding at first`);
+    assertTrue(slow <= 2, `${slow} requests outstanding after 2 s of slow answers`);
+    assertTrue(fast >= 6, `at most ${fast} outstanding once answers came promptly`);
+    assertEquals(l.ex.stats.duplicates, 0, "no chunk came twice");
+  }));
+
+Deno.test("exchange: a member that stalled reads what came meanwhile before a request lapses", () =>
+  withNet(async (net) => {
+    const l = net.node({ requestTimeoutMs: 100 });
+    const bytes = pseudoRandom(MiB, 29);
+    const peer = puppetSeeder(net, l, "stall.mp3", bytes);
+    await until(() => (peer.collect(), peer.gets.length > 0), 2000, "the first requests");
+    await sleep(20);
+    peer.collect();
+    const asked = peer.gets.map((g) => g.index);
+    // The member's thread is held for 0.5 s, past every deadline; the answers were sent
+    // meanwhile and arrive just after (timers that came due while it was held run first).
+    const heldUntil = performance.now() + 500;
+    while (performance.now() < heldUntil) { /* a busy device */ }
+    setTimeout(() => asked.forEach(peer.chunk), 0);
+    peer.gets.splice(0);
+    await peer.serve(5000, 5, () => true);
+    assertTrue(same(l.ex.bytes(peer.id), bytes), "the file did not complete");
+    assertEquals(peer.cancels(), 0, `requests given up while the member itself was held`);
+    assertTrue(
+      !l.logs.some((x) => /lapsed/.test(x)),
+      l.logs.filter((x) => /lapsed/.test(x)).join("; "),
+    );
   }));
 
 Deno.test("exchange: sharing limits", () =>
