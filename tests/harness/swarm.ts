@@ -362,19 +362,34 @@ export async function openSwarmPage(engine: Engine, opts: SwarmPageOptions): Pro
     throw new Error(`The swarm rig drives Chromium and Firefox, not ${engine}`);
   }
   try {
+    // 60 s: on a loaded two-core machine a fresh server's first page was seen to take over 30.
     await within(
       page.waitFor(
         "!!(globalThis.phaselock && document.querySelector('input[name=swarm-key]'))",
-        30_000,
+        60_000,
       ),
-      35_000,
+      65_000,
       "no answer",
     );
     // The engine's log lines (links, files, notices) kept in the page, for a failure's output.
     await page.evaluate(PAGE_LOG);
   } catch (e) {
+    // What the page had got to, for the log: its address, load state, scripts and errors.
+    const state = await within(
+      page.evaluate<string>(
+        "JSON.stringify({ url: location.href, ready: document.readyState, " +
+          "scripts: [...document.scripts].map((s) => s.src), engine: !!globalThis.phaselock, " +
+          "body: document.body?.innerText.slice(0, 200) })",
+      ),
+      5000,
+      "no answer",
+    ).catch((x) => `(no state: ${(x as Error).message})`);
+    const errs = errors();
     await close();
-    throw new Error(`The swarm page did not come up in ${engine}: ${(e as Error).message}`);
+    throw new Error(
+      `The swarm page did not come up in ${engine}: ${(e as Error).message}; page ${state}; ` +
+        `console errors ${JSON.stringify(errs)}`,
+    );
   }
   let closed: Promise<void> | undefined;
   const what = (call: string) =>
