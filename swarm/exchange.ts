@@ -579,13 +579,17 @@ export class FileExchange {
         setBit(o.have, index, false);
         o.count--;
       }
-      const req = f.requests.get(index);
-      if (req?.peer === p.id) {
-        this.#answered(p, req);
-        this.#clearRequest(f, index);
-      }
+      this.#settle(f, index, p);
     }
     this.#kick();
+  }
+
+  /** `p` answered chunk `index` (a chunk or a `nope`): its request, if it held it, is done. */
+  #settle(f: FileState, index: number, p: PeerState): void {
+    const req = f.requests.get(index);
+    if (req?.peer !== p.id) return;
+    this.#answered(p, req);
+    this.#clearRequest(f, index);
   }
 
   /** A request of mine answered: slow answers shrink the peer's share, prompt ones grow it. */
@@ -610,11 +614,7 @@ export class FileExchange {
       this.#log(`peer ${p.id}: unexpected chunk ${index} of ${short(file)}; ignored`);
       return;
     }
-    const req = f.requests.get(index);
-    if (req?.peer === p.id) {
-      this.#answered(p, req);
-      this.#clearRequest(f, index);
-    }
+    this.#settle(f, index, p);
     if (getBit(f.have, index)) {
       p.stats.duplicates++;
       this.#kick();
