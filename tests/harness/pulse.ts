@@ -83,12 +83,28 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
     if (i > 100) throw new Error("PulseAudio started but its socket never answered");
     await new Promise((r) => setTimeout(r, 50));
   }
+  // A null sink with nobody reading its monitor renders far ahead (its latency read ~460 ms
+  // with one stream playing); the first reader asks for 10 ms and the latency of every stream
+  // drops to ~9 ms at once. A recording started at Play did that to every page as it began,
+  // and Chromium's output timestamps ramped for seconds after (tens of ms while the sound held
+  // still). A reader that stays from start to stop, asking what the recorder asks, keeps the
+  // server's latency the same whenever a recording starts or ends (measured: 4.3 → 4.4 ms).
+  const keeper = new Deno.Command("parec", {
+    args: [...monitorArgs(devices), "--latency-msec=10"],
+    env: { ...base, PULSE_SINK: "dev0" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
   return {
     dir,
     devices,
     micSource: "bus.monitor",
     env: (k = 0) => ({ ...base, PULSE_SINK: `dev${k}` }),
     async stop() {
+      try {
+        keeper.kill("SIGTERM");
+      } catch { /* gone with the server */ }
+      await keeper.status;
       try {
         const pid = Number((await Deno.readTextFile(`${dir}/pulse/pid`)).trim());
         if (pid > 0) Deno.kill(pid, "SIGTERM");
@@ -122,25 +138,29 @@ export interface BusRecording {
   chunkMs: number;
 }
 
+/** parec's arguments for the bus monitor as float32, one channel per device, 48 kHz. */
+function monitorArgs(devices: number): string[] {
+  const channels = Array.from({ length: devices }, (_, k) => `aux${k}`).join(",");
+  return [
+    "-d",
+    "bus.monitor",
+    "--rate=48000",
+    "--format=float32le",
+    `--channels=${devices}`,
+    `--channel-map=${channels}`,
+    "--no-remix",
+    "--raw",
+  ];
+}
+
 /**
  * Records the bus monitor as float32 with one channel per device, until `stop()`.
  * Start it before the players so their first sound is captured.
  */
 export function recordBus(pulse: PrivatePulse): { stop(): Promise<BusRecording> } {
   const rateHz = 48000;
-  const channels = Array.from({ length: pulse.devices }, (_, k) => `aux${k}`).join(",");
   const child = new Deno.Command("parec", {
-    args: [
-      "-d",
-      "bus.monitor",
-      `--rate=${rateHz}`,
-      "--format=float32le",
-      `--channels=${pulse.devices}`,
-      `--channel-map=${channels}`,
-      "--no-remix",
-      "--raw",
-      "--latency-msec=10",
-    ],
+    args: [...monitorArgs(pulse.devices), "--latency-msec=10"],
     env: pulse.env(0),
     stdout: "piped",
     stderr: "null",
