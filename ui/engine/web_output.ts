@@ -23,6 +23,14 @@ import { ContextTimeline, StepTimeline } from "./timeline.ts";
 const CHUNK_FRAMES = 2048;
 /** Audio rendered ahead of the context's clock. Enough to ride out a busy main thread. */
 const AHEAD_SEC = 0.25;
+/**
+ * Added to every sample: 2^-20, −120 dBFS, below what any output can play. Chromium closes the
+ * sound-server stream of a page that renders only zeros for ~30 s, and opens a new one when sound
+ * comes. A page waiting for a file or for Play is silent that long, and the new stream's timing
+ * reports then wander for seconds (measured here: tens of ms, for up to 15 s). Never exactly
+ * zero, the stream stays open and its timing stays learned.
+ */
+const KEEP_OPEN = 2 ** -20;
 /** A context whose clock has not moved for this long while "running" is frozen (a locked phone). */
 const FROZEN_MS = 1200;
 
@@ -261,8 +269,8 @@ export class WebOutput {
       const buffer = ctx.createBuffer(2, n, rate);
       const l = new Float32Array(n), r = new Float32Array(n);
       for (let i = 0; i < n; i++) {
-        l[i] = block[2 * i];
-        r[i] = block[2 * i + 1];
+        l[i] = block[2 * i] + KEEP_OPEN;
+        r[i] = block[2 * i + 1] + KEEP_OPEN;
       }
       buffer.copyToChannel(l, 0);
       buffer.copyToChannel(r, 1);
