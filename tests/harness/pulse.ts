@@ -84,11 +84,10 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
     await new Promise((r) => setTimeout(r, 50));
   }
   // A null sink with nobody reading its monitor renders far ahead (its latency read ~460 ms
-  // with one stream playing); the first reader asks for 10 ms and the latency of every stream
-  // drops to ~9 ms at once. A recording started at Play did that to every page as it began,
-  // and Chromium's output timestamps ramped for seconds after (tens of ms while the sound held
-  // still). A reader that stays from start to stop, asking what the recorder asks, keeps the
-  // server's latency the same whenever a recording starts or ends (measured: 4.3 → 4.4 ms).
+  // with one stream playing); the first reader asks for 10 ms and every stream's latency drops
+  // to ~9 ms at once, so a test that starts recording just before Play re-times every player as
+  // it begins. A reader that stays from start to stop, asking what the recorder asks, keeps the
+  // latency the same whether a recording runs or not (measured: 4.3 ms, 4.4 with a recorder).
   const keeper = new Deno.Command("parec", {
     args: [...monitorArgs(devices), "--latency-msec=10"],
     env: { ...base, PULSE_SINK: "dev0" },
