@@ -370,7 +370,7 @@ export async function openSwarmPage(engine: Engine, opts: SwarmPageOptions): Pro
     // A network change (an interface of another namespace coming or going) aborts the page's
     // requests in flight, and then the script never comes: load the page again.
     const deadline = Date.now() + 60_000;
-    let changes = 0;
+    let changes = 0, reloadAgain = false;
     for (;;) {
       try {
         await within(
@@ -385,9 +385,14 @@ export async function openSwarmPage(engine: Engine, opts: SwarmPageOptions): Pro
       } catch (e) {
         if (Date.now() > deadline) throw e;
         const seen = errors().filter((x) => x.includes("ERR_NETWORK_CHANGED")).length;
-        if (seen > changes) {
+        if (seen > changes || reloadAgain) {
           changes = seen;
-          await within(page.goto(url), 30_000, "no answer to a reload");
+          reloadAgain = false;
+          // The reload itself may meet the next change: then once more, next time round.
+          await within(page.goto(url), 30_000, "no answer to a reload").catch((x) => {
+            if (!/ERR_NETWORK_CHANGED/.test(String(x))) throw x;
+            reloadAgain = true;
+          });
         }
       }
     }
