@@ -5,7 +5,7 @@
  * "where it was placed" is the sink's own account of when it was heard.
  */
 import { assertEquals, assertNear, assertRejects, assertTrue } from "../tests/assert.ts";
-import { type PrivatePulse, startPulse } from "../tests/harness/pulse.ts";
+import { pactl, type PrivatePulse, startPulse } from "../tests/harness/pulse.ts";
 import { chirpAt, findArrival, heard, makeChirp, PROBE } from "./arrival.ts";
 import { DeviceClock } from "./device_clock.ts";
 import { fitCaptureClock, type MicBackend, type MicRecording, startMic } from "./mic.ts";
@@ -187,10 +187,6 @@ Deno.test({
     const restore = useServer(pulse);
     const sink = new PulseSink(RATE, 70, "dev1");
     let player: ReturnType<typeof feed> | null = null;
-    const pactl = async (...args: string[]) => {
-      const out = await new Deno.Command("pactl", { args, env: pulse.env(0) }).output();
-      assertTrue(out.success, new TextDecoder().decode(out.stderr));
-    };
     try {
       await sink.open();
       player = feed(sink);
@@ -200,7 +196,7 @@ Deno.test({
       const muted = loud + 1500;
       player.at.push(loud, muted);
       await sleep(loud + PROBE.durationMs + 300 - realNowMs());
-      await pactl("set-sink-mute", "dev1", "1");
+      await pactl(pulse, "set-sink-mute", "dev1", "1");
       await sleep(muted + PROBE.durationMs + 500 - realNowMs());
       const rec = await mic.stop();
       await player.stop();

@@ -12,7 +12,13 @@ import { launchChromium } from "./harness/browser.ts";
 import { hostProcess, peerProcess, rawPeer } from "./harness/jam.ts";
 import { type Engine, type OpenedPage, openPage } from "./harness/pages.ts";
 import type { AppProcess, Event } from "./harness/proc.ts";
-import { type BusRecording, type PrivatePulse, recordBus, startPulse } from "./harness/pulse.ts";
+import {
+  type BusRecording,
+  pactl,
+  type PrivatePulse,
+  recordBus,
+  startPulse,
+} from "./harness/pulse.ts";
 import { makeNoiseMp3 } from "./harness/tracks.ts";
 import { lagsBehind, lagSeries, percentile } from "./harness/xcorr.ts";
 
@@ -476,15 +482,6 @@ Deno.test({
     });
   },
 });
-
-/** Runs `pactl` against the test's sound server; throws with its words if it fails. */
-async function pactl(pulse: PrivatePulse, ...args: string[]) {
-  const out = await new Deno.Command("pactl", { args, env: pulse.env(), stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`pactl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
 
 Deno.test({
   name: "calibration by the host's microphone: a native peer with a hidden 37 ms latency and a " +

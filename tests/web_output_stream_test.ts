@@ -9,7 +9,7 @@
 import { assertTrue } from "./assert.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { serveBundledPage } from "./harness/bundled_page.ts";
-import { startPulse } from "./harness/pulse.ts";
+import { pactl, type PrivatePulse, startPulse } from "./harness/pulse.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const url = (path: string) => JSON.stringify(new URL(path, ROOT).href);
@@ -40,15 +40,8 @@ interface SinkInput {
   app: string;
 }
 
-async function sinkInputs(env: Record<string, string>): Promise<SinkInput[]> {
-  const out = await new Deno.Command("pactl", {
-    args: ["--format=json", "list", "sink-inputs"],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`pactl failed: ${new TextDecoder().decode(out.stderr)}`);
-  const list = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+async function sinkInputs(pulse: PrivatePulse): Promise<SinkInput[]> {
+  const list = JSON.parse(await pactl(pulse, "--format=json", "list", "sink-inputs")) as {
     index: number;
     corked: boolean;
     properties: Record<string, string>;
@@ -74,7 +67,7 @@ Deno.test({
     try {
       const p = await chromium.page(page.url);
       const chromiumInputs = async () =>
-        (await sinkInputs(env)).filter((s) => /chrom/i.test(s.app));
+        (await sinkInputs(pulse)).filter((s) => /chrom/i.test(s.app));
       const waitForInputs = async (n: number) => {
         for (let i = 0; i < 100; i++) {
           const list = await chromiumInputs();

@@ -121,6 +121,23 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
   };
 }
 
+/**
+ * Runs `pactl` against the test's sound server and returns what it printed; throws with its
+ * words if it fails.
+ */
+export async function pactl(pulse: PrivatePulse, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("pactl", {
+    args,
+    env: pulse.env(),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`pactl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
 /** A recording of the bus: one channel per device, and when each sample was captured. */
 export interface BusRecording {
   channels: Float32Array[];
