@@ -19,6 +19,12 @@ export interface PrivatePulse {
   devices: number;
   /** The source that hears every device (record it in mono to mix them): the room's microphone. */
   micSource: string;
+  /**
+   * Hands every chunk the bus monitor's one reader receives, with its arrival time and its
+   * byte offset in the reader's stream, to `fn` until the returned function is called (what
+   * {@link recordBus} records from).
+   */
+  listen(fn: (chunk: Uint8Array, atMs: number, offset: number) => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -83,27 +89,44 @@ export async function startPulse(devices: number): Promise<PrivatePulse> {
     if (i > 100) throw new Error("PulseAudio started but its socket never answered");
     await new Promise((r) => setTimeout(r, 50));
   }
-  // A null sink with nobody reading its monitor renders far ahead (its latency read ~460 ms
-  // with one stream playing); the first reader asks for 10 ms and every stream's latency drops
-  // to ~9 ms at once, so a test that starts recording just before Play re-times every player as
-  // it begins. A reader that stays from start to stop, asking what the recorder asks, keeps the
-  // latency the same whether a recording runs or not (measured: 4.3 ms, 4.4 with a recorder).
-  const keeper = new Deno.Command("parec", {
+  // The bus monitor has one reader from start to stop, and recordings copy from it. A null sink
+  // with nobody reading its monitor renders far ahead (its latency read ~460 ms with one stream
+  // playing); the first reader asks for 10 ms and every stream's latency drops at once, so a
+  // test that started its own reader just before Play re-timed every player as it began. A
+  // second, idle reader kept for the server's lifetime fixed that but put a native host and
+  // peer 0.1-0.9 ms apart (median of six runs 0.38 ms, 0.09 ms with one reader), so there is
+  // exactly one.
+  const reader = new Deno.Command("parec", {
     args: [...monitorArgs(devices), "--latency-msec=10"],
     env: { ...base, PULSE_SINK: "dev0" },
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   }).spawn();
+  const listeners = new Set<(chunk: Uint8Array, atMs: number, offset: number) => void>();
+  const reading = (async () => {
+    let offset = 0;
+    for await (const c of reader.stdout) {
+      const atMs = performance.timeOrigin + performance.now();
+      for (const fn of listeners) fn(c, atMs, offset);
+      offset += c.byteLength;
+    }
+  })();
   return {
     dir,
     devices,
     micSource: "bus.monitor",
     env: (k = 0) => ({ ...base, PULSE_SINK: `dev${k}` }),
+    listen(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
     async stop() {
+      listeners.clear();
       try {
-        keeper.kill("SIGTERM");
+        reader.kill("SIGTERM");
       } catch { /* gone with the server */ }
-      await keeper.status;
+      await reader.status;
+      await reading.catch(() => {});
       try {
         const pid = Number((await Deno.readTextFile(`${dir}/pulse/pid`)).trim());
         if (pid > 0) Deno.kill(pid, "SIGTERM");
@@ -175,57 +198,58 @@ function monitorArgs(devices: number): string[] {
  */
 export function recordBus(pulse: PrivatePulse): { stop(): Promise<BusRecording> } {
   const rateHz = 48000;
-  const child = new Deno.Command("parec", {
-    args: [...monitorArgs(pulse.devices), "--latency-msec=10"],
-    env: pulse.env(0),
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
   const frameBytes = 4 * pulse.devices;
   const chunks: Uint8Array[] = [];
   const arrivals: { endFrame: number; atMs: number }[] = [];
   let bytes = 0;
-  const reading = (async () => {
-    for await (const c of child.stdout) {
-      const atMs = performance.timeOrigin + performance.now();
-      chunks.push(c);
-      bytes += c.byteLength;
-      arrivals.push({ endFrame: bytes / frameBytes, atMs });
+  // The reader's chunks need not end on a frame: skip to the first whole frame.
+  let skip = -1;
+  const unlisten = pulse.listen((c, atMs, offset) => {
+    if (skip < 0) skip = (frameBytes - offset % frameBytes) % frameBytes;
+    if (skip >= c.byteLength) {
+      skip -= c.byteLength;
+      return;
     }
-  })();
+    const kept = skip > 0 ? c.slice(skip) : c;
+    skip = 0;
+    chunks.push(kept);
+    bytes += kept.byteLength;
+    arrivals.push({ endFrame: bytes / frameBytes, atMs });
+  });
+  let result: Promise<BusRecording> | null = null;
   return {
-    async stop(): Promise<BusRecording> {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      await child.status;
-      await reading;
-      const frames = Math.floor(bytes / frameBytes);
-      const all = new Uint8Array(frames * frameBytes);
-      let off = 0;
-      for (const c of chunks) {
-        const n = Math.min(c.byteLength, all.length - off);
-        all.set(c.subarray(0, n), off);
-        off += n;
-        if (off >= all.length) break;
-      }
-      chunks.length = 0;
-      const f = new Float32Array(all.buffer);
-      const chans = Array.from({ length: pulse.devices }, (_, k) => {
-        const ch = new Float32Array(frames);
-        for (let i = 0; i < frames; i++) ch[i] = f[i * pulse.devices + k];
-        return ch;
-      });
-      const fit = arrivalFit(arrivals, rateHz);
-      return {
-        channels: chans,
-        rateHz,
-        realMsOf: (i) => fit.a + fit.b * i,
-        sampleAt: (ms) => (ms - fit.a) / fit.b,
-        chunkMs: fit.chunkMs,
-      };
+    stop(): Promise<BusRecording> {
+      unlisten();
+      return result ??= Promise.resolve(assemble());
     },
   };
+
+  function assemble(): BusRecording {
+    const frames = Math.floor(bytes / frameBytes);
+    const all = new Uint8Array(frames * frameBytes);
+    let off = 0;
+    for (const c of chunks) {
+      const n = Math.min(c.byteLength, all.length - off);
+      all.set(c.subarray(0, n), off);
+      off += n;
+      if (off >= all.length) break;
+    }
+    chunks.length = 0;
+    const f = new Float32Array(all.buffer);
+    const chans = Array.from({ length: pulse.devices }, (_, k) => {
+      const ch = new Float32Array(frames);
+      for (let i = 0; i < frames; i++) ch[i] = f[i * pulse.devices + k];
+      return ch;
+    });
+    const fit = arrivalFit(arrivals, rateHz);
+    return {
+      channels: chans,
+      rateHz,
+      realMsOf: (i) => fit.a + fit.b * i,
+      sampleAt: (ms) => (ms - fit.a) / fit.b,
+      chunkMs: fit.chunkMs,
+    };
+  }
 }
 
 /**
