@@ -27,11 +27,13 @@ let hiddenLatencyMs = 0;
 
 /**
  * How often the write loop wakes. Placement does not depend on it (every frame is placed by the
- * device's timing reports), only how full the device's buffer is kept: 10 ms against the 70 ms
- * the sink keeps ahead. Waking every 4 ms cost twice the CPU (5 % of a core while playing, against
- * 2.5 %, null sink, measured in one run).
+ * device's timing reports), only how full the device's buffer is kept: 20 ms against the 60-70
+ * ms every sink keeps ahead. Most of the thread's CPU is the wake itself (the runtime's timer
+ * and event loop; the rendering barely shows in a profile): waking every 4 ms cost 5 % of a
+ * core, every 10 ms 2.1-2.5 %, every 20 ms 1.6-1.9 % (bench:footprint, two runs each, one
+ * sitting), with LAN sync p95 0.36-0.63 ms against 0.26-0.90 ms at 10 ms (five runs each).
  */
-const WAKE_MS = 10;
+const WAKE_MS = 20;
 
 const post = (m: unknown, transfer: Transferable[] = []) => self.postMessage(m, transfer);
 
