@@ -800,7 +800,10 @@ Deno.test({
       const KEY = "phaselock ci swarm over tls";
       assertTrue(rig.base.startsWith("https://"), rig.base);
       const file = `${rig.tmp}/Secure.mp3`;
-      await makeNoiseMp3(file, 40, { kbps: 320 });
+      // Long enough to outlast every phase even when relinking after the restart takes its
+      // full 30 s: with 40 s, a CI run whose relink took 9.3 s (not 1.8) measured B after the
+      // track had ended, and found it silent.
+      await makeNoiseMp3(file, 75, { kbps: 320 });
       const bytes = await Deno.readFile(file);
       const fileId = makeManifest("Secure.mp3", bytes).id;
       const a = await rig.openAndJoin("chromium", 0, KEY, "Alpha");
