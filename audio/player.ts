@@ -384,7 +384,7 @@ export class Player {
 
 /**
  * Adds the ticks that fall within a block: only the frames inside a tick are visited (a block
- * of 10 ms holds at most one tick), so a block without one costs two divisions. The tick is the
+ * of 20 ms holds at most one tick), so a block without one costs two divisions. The tick is the
  * same on both outputs, so it is added after the channel mix: every channel mode plays it.
  */
 function mixClicks(
