@@ -110,6 +110,10 @@ interface Link {
   attempts: number;
   /** When this member last offered (page clock), or 0. */
   offeredAtMs: number;
+  /** The signals for this link, handled one after another. */
+  signalling: Promise<void>;
+  /** Offers received from this member so far. */
+  offers: number;
 }
 
 interface Notice {
@@ -430,6 +434,8 @@ export class SwarmMember implements SwarmActions {
         remoteSet: false,
         attempts: 0,
         offeredAtMs: 0,
+        signalling: Promise.resolve(),
+        offers: 0,
       };
       this.#links.set(id, l);
     }
@@ -483,32 +489,64 @@ export class SwarmMember implements SwarmActions {
     }
   }
 
-  async #onSignal(from: MemberId, s: SignalPayload) {
+  /**
+   * Signals for one link are handled one at a time, in order: an offer's remote description
+   * must be set before its candidates, and an answer must come from the connection it answers.
+   */
+  #onSignal(from: MemberId, s: SignalPayload) {
     const l = this.#links.get(from) ?? this.#link(from, "", false);
-    try {
-      if (s.description) {
-        if (s.description.type === "offer") {
-          // A new offer replaces whatever was there (the other side retried).
-          if (l.pc) this.#closeLink(l);
-          this.#newPc(l);
-        }
-        const pc = l.pc;
-        if (!pc) return;
-        await pc.setRemoteDescription(s.description);
-        l.remoteSet = true;
-        for (const c of l.pending.splice(0)) await pc.addIceCandidate(c);
-        if (s.description.type === "offer") {
-          await pc.setLocalDescription(await pc.createAnswer());
-          const d = pc.localDescription!;
-          this.#send({ type: "signal", to: from, description: { type: "answer", sdp: d.sdp } });
-        }
-      } else if (s.candidate) {
-        if (l.pc && l.remoteSet) await l.pc.addIceCandidate(s.candidate);
-        else if (l.pending.length < 64) l.pending.push(s.candidate);
-      }
-    } catch (e) {
-      this.o.log?.(`signalling with member ${from} failed: ${(e as Error).message}`);
+    const offer = s.description?.type === "offer" ? ++l.offers : 0;
+    l.signalling = l.signalling.then(() => this.#signal(l, s, offer)).catch((e) =>
+      this.o.log?.(`a signal from member ${from} was dropped: ${(e as Error).message}`)
+    );
+  }
+
+  /** `offer`: which offer from this member this is (1, 2, …), or 0 for other signals. */
+  async #signal(l: Link, s: SignalPayload, offer: number) {
+    // An offer already replaced by a newer one from the same member is not answered at all.
+    const stale = () => this.#links.get(l.id) !== l || (offer > 0 && offer !== l.offers);
+    if (stale()) return;
+    if (s.candidate) {
+      if (l.pc && l.remoteSet) await this.#addCandidate(l, l.pc, s.candidate);
+      else if (l.pending.length < 64) l.pending.push(s.candidate);
+      return;
     }
+    if (!s.description) return;
+    // A new offer replaces whatever was there (the other side retried).
+    if (s.description.type === "offer") {
+      if (l.pc) this.#closeLink(l);
+      this.#newPc(l);
+    }
+    const pc = l.pc;
+    if (!pc) return;
+    // This link may be offered again (here or by the other side) while a step is pending:
+    // then this connection is no longer the link's, and the rest is left to the new one.
+    const current = () => l.pc === pc && !stale();
+    try {
+      await pc.setRemoteDescription(s.description);
+      if (!current()) return;
+      l.remoteSet = true;
+      for (const c of l.pending.splice(0)) await this.#addCandidate(l, pc, c);
+      if (s.description.type !== "offer") return;
+      await pc.setLocalDescription(await pc.createAnswer());
+      if (!current()) return;
+      const d = pc.localDescription!;
+      this.#send({ type: "signal", to: l.id, description: { type: "answer", sdp: d.sdp } });
+    } catch (e) {
+      if (!current()) return;
+      this.o.log?.(`signalling with member ${l.id} failed: ${(e as Error).message}`);
+      // A connection that cannot be set up is dropped; the newer member offers again at once
+      // (a few times, then the slower relink takes over).
+      this.#closeLink(l);
+      if (this.#me !== null && this.#me > l.id && l.attempts < 3) void this.#offer(l);
+    }
+  }
+
+  /** A candidate the connection cannot use is only logged: the others may still connect. */
+  #addCandidate(l: Link, pc: RTCPeerConnection, c: RTCIceCandidateInit) {
+    return pc.addIceCandidate(c).catch((e) =>
+      this.o.log?.(`a candidate from member ${l.id} was refused: ${(e as Error).message}`)
+    );
   }
 
   #channel(l: Link, ch: RTCDataChannel) {
