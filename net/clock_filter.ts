@@ -179,14 +179,18 @@ export class ClockFilter {
     const minRtt = byRtt[0].rttMs;
     const ref = all[all.length - 1].localMs;
     if (minRtt > WAN_RTT_MS && this.#refitLegs(all, ref, minRtt)) return;
-    let tMin = Infinity, tMax = -Infinity;
-    for (const s of best) {
-      tMin = Math.min(tMin, s.localMs);
-      tMax = Math.max(tMax, s.localMs);
-    }
-    // Drift needs a baseline: over < 3 s the slope is mostly noise, so hold it at zero.
+    // Drift over a short baseline is mostly noise, but holding it at zero until there is a
+    // long one costs (skew × age) — 0.3–0.5 ms at 80 ppm before a 3 s baseline. So the slope is
+    // shrunk towards zero by how well the samples can tell it apart from a level: a ridge fit
+    // with a prior of ±{@link PRIOR_DRIFT_PPM}, weighed against the samples' own scatter.
     const pts = best.map((s) => ({ t: s.localMs, o: s.offsetMs }));
-    this.#setEstimate(fitLine(pts, ref, tMax - tMin >= 3000 && n >= 6), ref, minRtt);
+    const free = fitLine(pts, ref, n >= 3);
+    const scatter = Math.max(NOISE_FLOOR_MS, free.rms * Math.sqrt(n / Math.max(1, n - 2)));
+    this.#setEstimate(
+      fitLine(pts, ref, n >= 3, (scatter / (PRIOR_DRIFT_PPM * 1e-6)) ** 2),
+      ref,
+      minRtt,
+    );
   }
 
   #setEstimate(fit: { offset: number; slope: number; rms: number }, ref: number, rtt: number) {
@@ -205,8 +209,9 @@ export class ClockFilter {
 /**
  * Least-squares line through offsets `o` at local times `t`, as offset at `ref` and slope
  * (ms per ms); with `withSlope` false, or no spread in time, the slope is held at zero.
+ * `ridge` (ms²) pulls the slope towards zero: the samples' variance over the prior slope's.
  */
-function fitLine(pts: { t: number; o: number }[], ref: number, withSlope: boolean) {
+function fitLine(pts: { t: number; o: number }[], ref: number, withSlope: boolean, ridge = 0) {
   const n = pts.length;
   const mt = pts.reduce((a, p) => a + p.t, 0) / n, mo = pts.reduce((a, p) => a + p.o, 0) / n;
   let sxx = 0, sxy = 0;
@@ -214,13 +219,17 @@ function fitLine(pts: { t: number; o: number }[], ref: number, withSlope: boolea
     sxx += (p.t - mt) ** 2;
     sxy += (p.t - mt) * (p.o - mo);
   }
-  const slope = withSlope && sxx > 0 ? sxy / sxx : 0;
+  const slope = withSlope && sxx > 0 ? sxy / (sxx + ridge) : 0;
   const offset = mo + slope * (ref - mt);
   let ss = 0;
   for (const p of pts) ss += (p.o - (offset + slope * (p.t - ref))) ** 2;
   return { offset, slope, rms: Math.sqrt(ss / n) };
 }
 
+/** Crystal clocks are within ±100 ppm of each other; the bench simulates ±80. */
+const PRIOR_DRIFT_PPM = 100;
+/** No fit trusts its samples more than this (lowest-RTT offsets on a quiet veth: ~0.015 ms). */
+const NOISE_FLOOR_MS = 0.02;
 /** Above this round trip, jitter dominates and the per-leg estimate is used. */
 const WAN_RTT_MS = 5;
 const LEG_BIN_MS = 4000;

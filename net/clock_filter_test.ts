@@ -64,13 +64,28 @@ Deno.test("ClockFilter ignores RTT spikes: they never move the estimate by more 
   }
 });
 
-Deno.test("ClockFilter holds drift at zero until it has a 3 s baseline", () => {
+Deno.test("ClockFilter follows a 100 ppm skew from its first second, not after a long baseline", () => {
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    const f = new ClockFilter();
+    const exchange = simulate({ offsetMs: 10, skewPpm: 100, baseMs: 0.2, jitterMs: 0.05, seed });
+    let t = T0;
+    for (let i = 0; i < 20; i++, t += 50) f.add(exchange(t)); // 1 s of fast pings
+    assertTrue(f.estimate!.locked, "locks within a second");
+    // Where the next pings land: holding the drift at zero would be 0.07–0.1 ms off here.
+    const ahead = t + 250;
+    const truth = ahead * (1 + 100e-6) + 10;
+    assertNear(f.toHost(ahead), truth, 0.04, `seed ${seed}: host time 250 ms ahead`);
+    assertNear(f.estimate!.driftPpm, 100, 60, `seed ${seed}: drift`);
+  }
+});
+
+Deno.test("ClockFilter does not invent a drift from the noise of 100 ms of samples", () => {
   const f = new ClockFilter();
-  const exchange = simulate({ offsetMs: 10, skewPpm: 100, baseMs: 0.2, jitterMs: 0.05 });
+  const exchange = simulate({ offsetMs: 10, skewPpm: 0, baseMs: 0.2, jitterMs: 0.05, seed: 9 });
   let t = T0;
-  for (let i = 0; i < 20; i++, t += 50) f.add(exchange(t)); // 1 s of fast pings
-  assertEquals(f.estimate!.driftPpm, 0);
-  assertTrue(f.estimate!.locked, "locks within a second");
+  for (let i = 0; i < 6; i++, t += 20) f.add(exchange(t));
+  assertNear(f.estimate!.driftPpm, 0, 100, "drift from 100 ms of samples");
+  assertNear(f.toHost(t + 1000), t + 1000 + 10, 0.1, "host time 1 s ahead");
 });
 
 Deno.test("ClockFilter follows a clock jump after three agreeing samples, not one", () => {
