@@ -174,9 +174,29 @@ export class ClockFilter {
       return;
     }
     const byRtt = [...all].sort((a, b) => a.rttMs - b.rttMs);
-    const n = Math.max(Math.min(all.length, 3), Math.ceil(all.length * this.#o.bestFraction));
-    const best = byRtt.slice(0, n);
     const minRtt = byRtt[0].rttMs;
+    // The best of each run of consecutive samples, so that the fit's points span the window
+    // (the lowest-RTT fraction overall can sit in one second and leave the drift unseen),
+    // then the better part of those, dropping runs where every exchange was slow.
+    // Until there are a few runs, the lowest-RTT fraction of all (at least 3) is used.
+    const group = Math.max(1, Math.round(1 / this.#o.bestFraction));
+    let best: ClockSample[];
+    if (all.length < group * 4) {
+      best = byRtt.slice(0, Math.max(Math.min(all.length, 3), Math.ceil(all.length / group)));
+    } else {
+      const heads: ClockSample[] = [];
+      // From the newest back, so that a short run is the oldest one, not the latest.
+      for (let end = all.length; end > 0; end -= group) {
+        let b = all[end - 1];
+        for (let j = Math.max(0, end - group); j < end - 1; j++) {
+          if (all[j].rttMs < b.rttMs) b = all[j];
+        }
+        heads.push(b);
+      }
+      heads.sort((a, b) => a.rttMs - b.rttMs);
+      best = heads.slice(0, Math.ceil(heads.length * 0.6));
+    }
+    const n = best.length;
     const ref = all[all.length - 1].localMs;
     if (minRtt > WAN_RTT_MS && this.#refitLegs(all, ref, minRtt)) return;
     // Drift over a short baseline is mostly noise, but holding it at zero until there is a
