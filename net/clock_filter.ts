@@ -177,7 +177,7 @@ export class ClockFilter {
     const minRtt = byRtt[0].rttMs;
     // The best of each run of consecutive samples, so that the fit's points span the window
     // (the lowest-RTT fraction overall can sit in one second and leave the drift unseen),
-    // then the better part of those, dropping runs where every exchange was slow.
+    // then the better 80 % of those, dropping runs where every exchange was slow.
     // Until there are a few runs, the lowest-RTT fraction of all (at least 3) is used.
     const group = Math.max(1, Math.round(1 / this.#o.bestFraction));
     let best: ClockSample[];
@@ -185,16 +185,16 @@ export class ClockFilter {
       best = byRtt.slice(0, Math.max(Math.min(all.length, 3), Math.ceil(all.length / group)));
     } else {
       const heads: ClockSample[] = [];
-      // From the newest back, so that a short run is the oldest one, not the latest.
-      for (let end = all.length; end > 0; end -= group) {
+      // Whole runs from the newest back: the few oldest left over are not used.
+      for (let end = all.length; end >= group; end -= group) {
         let b = all[end - 1];
-        for (let j = Math.max(0, end - group); j < end - 1; j++) {
+        for (let j = end - group; j < end - 1; j++) {
           if (all[j].rttMs < b.rttMs) b = all[j];
         }
         heads.push(b);
       }
       heads.sort((a, b) => a.rttMs - b.rttMs);
-      best = heads.slice(0, Math.ceil(heads.length * 0.6));
+      best = heads.slice(0, Math.ceil(heads.length * 0.8));
     }
     const n = best.length;
     const ref = all[all.length - 1].localMs;
@@ -203,11 +203,23 @@ export class ClockFilter {
     // long one costs (skew × age) — 0.3–0.5 ms at 80 ppm before a 3 s baseline. So the slope is
     // shrunk towards zero by how well the samples can tell it apart from a level: a ridge fit
     // with a prior of ±{@link PRIOR_DRIFT_PPM}, weighed against the samples' own scatter.
-    const pts = best.map((s) => ({ t: s.localMs, o: s.offsetMs }));
-    const free = fitLine(pts, ref, n >= 3);
-    const scatter = Math.max(NOISE_FLOOR_MS, free.rms * Math.sqrt(n / Math.max(1, n - 2)));
+    let pts = best.map((s) => ({ t: s.localMs, o: s.offsetMs }));
+    let free = fitLine(pts, ref, n >= 3);
+    // A short round trip does not always mean a true offset (a process busy starting up
+    // stamps late): points far from the line by the others' measure are left out.
+    if (pts.length >= 5) {
+      const dev = (p: { t: number; o: number }) => Math.abs(p.o - lineAt(free, p.t, ref));
+      const mad = median(pts.map(dev));
+      const keep = pts.filter((p) => dev(p) <= Math.max(3 * mad, 2 * NOISE_FLOOR_MS));
+      if (keep.length >= 3 && keep.length < pts.length) {
+        pts = keep;
+        free = fitLine(pts, ref, true);
+      }
+    }
+    const k = pts.length;
+    const scatter = Math.max(NOISE_FLOOR_MS, free.rms * Math.sqrt(k / Math.max(1, k - 2)));
     this.#setEstimate(
-      fitLine(pts, ref, n >= 3, (scatter / (PRIOR_DRIFT_PPM * 1e-6)) ** 2),
+      fitLine(pts, ref, k >= 3, (scatter / (PRIOR_DRIFT_PPM * 1e-6)) ** 2),
       ref,
       minRtt,
     );
@@ -244,6 +256,15 @@ function fitLine(pts: { t: number; o: number }[], ref: number, withSlope: boolea
   let ss = 0;
   for (const p of pts) ss += (p.o - (offset + slope * (p.t - ref))) ** 2;
   return { offset, slope, rms: Math.sqrt(ss / n) };
+}
+
+function lineAt(fit: { offset: number; slope: number }, t: number, ref: number): number {
+  return fit.offset + fit.slope * (t - ref);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
 }
 
 /** Crystal clocks are within ±100 ppm of each other; the bench simulates ±80. */
