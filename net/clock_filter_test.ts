@@ -108,6 +108,17 @@ Deno.test("ClockFilter is not led astray by quick but wrong exchanges while a pr
   assertTrue(worst < 0.12, `worst error after 3 s: ${worst.toFixed(3)} ms`);
 });
 
+Deno.test("ClockFilter without the spread fit (web pages) holds drift at zero until a 3 s baseline", () => {
+  const f = new ClockFilter({ spread: false });
+  const exchange = simulate({ offsetMs: 10, skewPpm: 100, baseMs: 0.2, jitterMs: 0.05 });
+  let t = T0;
+  for (let i = 0; i < 20; i++, t += 50) f.add(exchange(t)); // 1 s of fast pings
+  assertEquals(f.estimate!.driftPpm, 0);
+  assertTrue(f.estimate!.locked, "locks within a second");
+  for (let i = 0; i < 40; i++, t += 250) f.add(exchange(t));
+  assertNear(f.estimate!.driftPpm, 100, 15, "drift after 11 s");
+});
+
 Deno.test("ClockFilter follows a clock jump after three agreeing samples, not one", () => {
   const f = new ClockFilter();
   let jump = 0;

@@ -11,7 +11,7 @@ import { ClockFilter, sampleFromExchange } from "../../net/clock_filter.ts";
 export const pageNowMs = (): number => performance.timeOrigin + performance.now();
 
 export class WsClock {
-  readonly filter = new ClockFilter();
+  readonly filter = new ClockFilter({ spread: false });
   #sent = new Set<number>();
   #n = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
