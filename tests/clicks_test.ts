@@ -132,12 +132,11 @@ Deno.test({
       const lagA = lagsMs(together.host, together.peer);
       report.push(`together: peer − host ${lagA.map((l) => l.toFixed(3)).join(", ")} ms`);
       // Once a second, on both devices (the sink's clock is within ~0.1 ms/s of the system's).
-      for (const [who, ticks] of Object.entries(together)) {
+      const spacing = Object.entries(together).map(([who, ticks]) => {
         const gaps = ticks.slice(1).map((t, i) => ((t - ticks[i]) * 1000) / RATE);
         report.push(`${who} tick spacing ${gaps.map((g) => g.toFixed(3)).join(", ")} ms`);
-        assertTrue(ticks.length >= 4, `${who}: ${ticks.length} ticks in 5 s`);
-        for (const g of gaps) assertNear(g, 1000, 1, `${who} ticks once a second`);
-      }
+        return { who, ticks, gaps };
+      });
       // At the whole host second (the host's clock is this machine's): the recorder's own
       // placement is only good to about a chunk, so this is loose; the pairs above are exact.
       const offSecond = together.host.map((t) => {
@@ -149,7 +148,6 @@ Deno.test({
           offSecond.map((x) => x.toFixed(1)).join(", ")
         } ms (recorder chunk ${r.chunkMs.toFixed(1)} ms)`,
       );
-      for (const x of offSecond) assertNear(x, 0, 25, "ticks fall on whole host seconds");
       // The speaker delay: 30 ms earlier (skipping 0.5 s after the change for the realign).
       const delayed = phase(changed + 500, marks[2]);
       const lagB = lagsMs(delayed.host, delayed.peer);
@@ -158,6 +156,13 @@ Deno.test({
       const quiet = phase(off + 300, marks[3]);
       report.push(`after off: ${quiet.host.length} + ${quiet.peer.length} ticks`);
       console.log(report.join("\n"));
+      for (const { who, ticks, gaps } of spacing) {
+        assertTrue(ticks.length >= 4, `${who}: ${ticks.length} ticks in 5 s`);
+        assertNear(median(gaps), 1000, 0.5, `${who} ticks once a second (median)`);
+        // One tick may be moved by a hiccup as far as the pairing below allows (2 ms).
+        for (const g of gaps) assertNear(g, 1000, 2, `${who} ticks once a second`);
+      }
+      for (const x of offSecond) assertNear(x, 0, 25, "ticks fall on whole host seconds");
       // The median must sit on the mark; a single tick may be off by a scheduling hiccup of the
       // loaded machine (CI once saw one tick 1.15 ms off while the rest were within 0.2 ms).
       assertTrue(lagA.length >= 4, `paired ticks: ${lagA.length}`);
